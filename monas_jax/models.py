@@ -1,0 +1,189 @@
+"""Flax Linen modules of the NAS-Bench-201 network with masked edges.
+
+Layout (NHWC throughout): stem Conv3x3(3->C)+BN; N cells at C; residual reduction to 2C
+(stride 2); N cells at 2C; reduction to 4C; N cells at 4C; BN + ReLU; global average pool;
+Dense to the class count. Every cell shares one ``(6, 5)`` operator mask, passed at call time
+as an array: the mask is data, so one compiled apply serves every mask. On an edge with k
+active operators the edge output is the plain mean of those k operator outputs.
+
+The standalone network of one cell (``ops_per_edge`` given) builds only that cell's operators,
+under the same parameter names, so the supernet's parameters restricted to its tree are its
+parameters.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from monas_jax import space
+
+BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
+BN_EPS = 1e-5
+
+_ALL_OPS = tuple(range(space.NUM_OPS))
+_CONV_KERNEL = {space.OP_INDEX["nor_conv_1x1"]: 1, space.OP_INDEX["nor_conv_3x3"]: 3}
+
+
+def _bn(train: bool, name: Optional[str] = None) -> nn.BatchNorm:
+  return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPS,
+                      name=name)
+
+
+def _conv(features: int, k: int, stride: int = 1, name: Optional[str] = None) -> nn.Conv:
+  p = k // 2  # PyTorch-style symmetric padding (Flax 'SAME' pads stride-2 asymmetrically)
+  return nn.Conv(features, (k, k), strides=(stride, stride), padding=((p, p), (p, p)),
+                 use_bias=False, name=name)
+
+
+def avg_pool_3x3(x: jax.Array) -> jax.Array:
+  """3x3 average pool, stride 1, padding 1, padding not counted. (n, h, w, c) -> same."""
+  return nn.avg_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=False)
+
+
+class ReLUConvBN(nn.Module):
+  """ReLU -> Conv(k, stride, pad k//2, no bias) -> BatchNorm. Sows the ReLU's sign pattern."""
+
+  features: int
+  kernel: int
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    x = nn.relu(x)
+    self.sow("relu", "pre", x)  # for activation patterns (linear-region count)
+    x = _conv(self.features, self.kernel, self.stride, name="conv")(x)
+    return _bn(train, name="bn")(x)
+
+
+class Edge(nn.Module):
+  """One edge: the (masked) mean of the operators listed in ``ops`` (operator indices)."""
+
+  channels: int
+  ops: Sequence[int] = _ALL_OPS
+
+  @nn.compact
+  def __call__(self, x, mask_e=None, train: bool = True):
+    """x: (n, h, w, c); mask_e: (5,) 0/1 over all operators, or None for a standalone edge."""
+    outs = {}
+    for o in self.ops:
+      name = space.OPS[o]
+      if name == "none":
+        continue  # contributes zeros; it still counts in the mean's denominator
+      if name == "skip_connect":
+        outs[o] = x
+      elif name == "avg_pool_3x3":
+        outs[o] = avg_pool_3x3(x)
+      else:
+        outs[o] = ReLUConvBN(self.channels, _CONV_KERNEL[o], name=name)(x, train)
+    if mask_e is None:
+      if len(self.ops) != 1:
+        raise ValueError("an edge with several operators needs a mask")
+      return next(iter(outs.values())) if outs else jnp.zeros_like(x)
+    mask_e = mask_e.astype(x.dtype)
+    weights = mask_e / jnp.maximum(jnp.sum(mask_e), 1.0)
+    y = jnp.zeros_like(x)
+    for o, out in outs.items():
+      # where(): a pruned operator contributes exactly nothing, NaN or inf included.
+      y = y + jnp.where(mask_e[o] > 0, weights[o] * out, 0.0)
+    return y
+
+
+class Cell(nn.Module):
+  """NAS-Bench-201 cell: node j = sum of its incoming edges; returns node 3."""
+
+  channels: int
+  ops_per_edge: Optional[Sequence[int]] = None  # None: supernet cell (all ops, masked)
+
+  @nn.compact
+  def __call__(self, x, mask=None, train: bool = True):
+    """x: (n, h, w, C); mask: (6, 5) or None (standalone). Returns (n, h, w, C)."""
+    nodes = [x]
+    for node in range(1, space.NUM_NODES):
+      acc = None
+      for e, (dst, src) in enumerate(space.EDGES):
+        if dst != node:
+          continue
+        ops = _ALL_OPS if self.ops_per_edge is None else (self.ops_per_edge[e],)
+        y = Edge(self.channels, ops, name=f"edge{e}")(
+            nodes[src], None if mask is None else mask[e], train)
+        acc = y if acc is None else acc + y
+      nodes.append(acc)
+    return nodes[-1]
+
+
+class ResidualReduction(nn.Module):
+  """ReLU-Conv3x3(s2)-BN, ReLU-Conv3x3-BN, plus AvgPool(2, s2) -> Conv1x1 shortcut."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    y = ReLUConvBN(self.features, 3, 2, name="conv_a")(x, train)
+    y = ReLUConvBN(self.features, 3, 1, name="conv_b")(y, train)
+    s = nn.avg_pool(x, (2, 2), strides=(2, 2))
+    s = nn.Conv(self.features, (1, 1), use_bias=False, name="shortcut")(s)
+    return s + y
+
+
+class Network(nn.Module):
+  """The NAS-Bench-201 macro network (supernet if ``ops_per_edge`` is None).
+
+  Attributes:
+    channels: C, the width of the first stage (16 in the benchmark).
+    cells_per_stage: N (5 in the benchmark).
+    num_classes: classifier outputs.
+    ops_per_edge: None for the masked supernet, or 6 operator indices for one cell.
+  """
+
+  channels: int = 16
+  cells_per_stage: int = 5
+  num_classes: int = 10
+  ops_per_edge: Optional[Sequence[int]] = None
+
+  @nn.compact
+  def __call__(self, x, mask=None, train: bool = True):
+    """x: (n, h, w, 3) normalised images; mask: (6, 5). Returns logits (n, num_classes)."""
+    if self.ops_per_edge is None and mask is None:
+      raise ValueError("the supernet needs a (6, 5) mask")
+    c = self.channels
+    x = _conv(c, 3, name="stem_conv")(x)
+    x = _bn(train, name="stem_bn")(x)
+    for stage in range(3):
+      if stage > 0:
+        c *= 2
+        x = ResidualReduction(c, name=f"reduction{stage}")(x, train)
+      for i in range(self.cells_per_stage):
+        x = Cell(c, self.ops_per_edge, name=f"stage{stage}_cell{i}")(x, mask, train)
+    return Head(self.num_classes, name="head")(x, train)
+
+
+class Head(nn.Module):
+  """BN + ReLU (sign pattern sown), global average pool, Dense. (n, h, w, c) -> (n, classes)."""
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    x = nn.relu(_bn(train, name="bn")(x))
+    self.sow("relu", "post", x)
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes, name="classifier")(x)
+
+
+class SingleCellNetwork(nn.Module):
+  """Width-C single cell without stem, then BN + ReLU, global pool, Dense (linear regions).
+
+  Input (n, h, w, C) with C = ``channels`` (1 in the reference: one colour channel).
+  """
+
+  channels: int = 1
+  num_classes: int = 10
+  ops_per_edge: Optional[Sequence[int]] = None
+
+  @nn.compact
+  def __call__(self, x, mask=None, train: bool = True):
+    x = Cell(self.channels, self.ops_per_edge, name="cell")(x, mask, train)
+    return Head(self.num_classes, name="head")(x, train)
