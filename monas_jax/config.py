@@ -1,0 +1,152 @@
+"""Default configuration of a MONAS run and its validation.
+
+``configs/<dataset>.py`` call ``make_config``; entry points call ``validate`` after command-line
+overrides, so a bad value fails before any compute with a message naming field, value and what
+is allowed.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from monas_jax import space
+
+DATASETS = ("cifar10", "cifar100", "imagenet16_120")
+VARIANTS = ("", "smoke")
+INDICATORS = ("ntk", "regions", "flops", "latency")
+
+
+def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """Defaults of METHOD.md (paper choices; reference-code choices are options).
+
+  Args:
+    dataset: one of DATASETS.
+    arg: variant after ':' in ``--config=configs/x.py:arg``; '' (default) or 'smoke' (tiny,
+      for tests).
+  """
+  arg = arg or ""
+  if dataset not in DATASETS:
+    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+  if arg not in VARIANTS:
+    raise ValueError(f"config variant must be one of {VARIANTS}, got {arg!r}")
+  c = ml_collections.ConfigDict()
+  c.dataset = dataset
+  # Directory holding the official dataset files; None uses the bundled sample images.
+  c.data_dir = ml_collections.FieldReference(None, field_type=str)
+  c.seed = 0
+
+  # NTK network: the supernet at small width (reference code: C=3, N=1).
+  c.ntk = ml_collections.ConfigDict()
+  c.ntk.channels = 3
+  c.ntk.cells_per_stage = 1
+  c.ntk.batch_size = 32  # paper; reference code 72 (TE-NAS) or 128 (MONAS variant)
+  c.ntk.cond_index = 2  # K_i = lambda_1 / lambda_(n-i): paper K_2, reference K_0
+  c.ntk.init = "kaiming"  # 'kaiming' (TE-NAS intent, fan-out) or 'torch_default' (released code)
+  c.ntk.params = "weights"  # 'weights' (conv kernels, BN scales, classifier matrix) or 'all'
+  c.ntk.eig_dtype = "float32"  # or 'float64'
+  c.ntk.chunk_size = 8  # masks per vmapped NTK evaluation
+
+  # Linear-region network: one width-1 cell on random 3x3 single-channel crops.
+  c.regions = ml_collections.ConfigDict()
+  c.regions.channels = 1
+  c.regions.num_batches = 3
+  c.regions.num_samples = 1000
+  c.regions.crop = 3
+  c.regions.init = "kaiming"  # fan-in for this network
+
+  c.search = ml_collections.ConfigDict()
+  c.search.repeats = 3
+  c.search.precision = 3
+  c.search.flops_weight = 0.0  # lambda
+  c.search.latency_weight = 0.0  # mu
+  c.search.prune_per_round = 1
+  c.search.exclude_ops = ("none",)
+  c.search.latency_budget_ms = ml_collections.FieldReference(None, field_type=float)
+  c.search.enforce_memory = False  # keep the cell within the MCU profile's SRAM and flash
+  c.search.memory_dtype = "int8"
+
+  c.hardware = ml_collections.ConfigDict()
+  c.hardware.profile = "stm32f746"
+
+  # Scoring the space (experiments/score_space.py).
+  c.num_cells = 1000  # 0 = all 15,625
+  c.shard_index = 0
+  c.num_shards = 1
+
+  if arg == "smoke":
+    c.ntk.batch_size = 8
+    c.regions.num_batches = 1
+    c.regions.num_samples = 200
+    c.search.repeats = 1
+    c.num_cells = 8
+  c.lock()
+  return c
+
+
+def _fail(field: str, value, allowed: str):
+  raise ValueError(f"config.{field} = {value!r} is not allowed: {allowed}")
+
+
+def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Raises ValueError naming the first bad field; returns the config unchanged."""
+  if c.dataset not in DATASETS:
+    _fail("dataset", c.dataset, f"one of {DATASETS}")
+  if c.data_dir is None and c.dataset == "imagenet16_120":
+    _fail("data_dir", None, "a directory with Imagenet16_train/ (no ImageNet16-120 sample is bundled)")
+  if not isinstance(c.seed, int) or c.seed < 0:
+    _fail("seed", c.seed, "a non-negative integer")
+  for f in ("channels", "cells_per_stage", "batch_size", "chunk_size"):
+    v = c.ntk[f]
+    if not isinstance(v, int) or v < 1:
+      _fail(f"ntk.{f}", v, "a positive integer")
+  if c.ntk.batch_size < 2:
+    _fail("ntk.batch_size", c.ntk.batch_size, "at least 2")
+  if not isinstance(c.ntk.cond_index, int) or not 0 <= c.ntk.cond_index < c.ntk.batch_size - 1:
+    _fail("ntk.cond_index", c.ntk.cond_index, f"an integer in [0, ntk.batch_size - 1 = "
+          f"{c.ntk.batch_size - 1})")
+  if c.ntk.init not in ("kaiming", "torch_default"):
+    _fail("ntk.init", c.ntk.init, "'kaiming' or 'torch_default'")
+  if c.ntk.params not in ("weights", "all"):
+    _fail("ntk.params", c.ntk.params, "'weights' or 'all'")
+  if c.ntk.eig_dtype not in ("float32", "float64"):
+    _fail("ntk.eig_dtype", c.ntk.eig_dtype, "'float32' or 'float64'")
+  for f in ("channels", "num_batches", "num_samples", "crop"):
+    v = c.regions[f]
+    if not isinstance(v, int) or v < 1:
+      _fail(f"regions.{f}", v, "a positive integer")
+  if c.regions.crop > 16:
+    _fail("regions.crop", c.regions.crop, "at most 16 (the smallest image side)")
+  if c.regions.init not in ("kaiming", "torch_default"):
+    _fail("regions.init", c.regions.init, "'kaiming' or 'torch_default'")
+  s = c.search
+  if not isinstance(s.repeats, int) or s.repeats < 1:
+    _fail("search.repeats", s.repeats, "a positive integer")
+  if not isinstance(s.precision, int) or not 0 <= s.precision <= 8:
+    _fail("search.precision", s.precision, "an integer in [0, 8]")
+  for f in ("flops_weight", "latency_weight"):
+    if not 0.0 <= float(s[f]) < 1.0:
+      _fail(f"search.{f}", s[f], "a number in [0, 1)")
+  if float(s.flops_weight) + float(s.latency_weight) > 1.0:
+    _fail("search.flops_weight + search.latency_weight", s.flops_weight + s.latency_weight,
+          "at most 1")
+  if not isinstance(s.prune_per_round, int) or s.prune_per_round < 1:
+    _fail("search.prune_per_round", s.prune_per_round, "a positive integer")
+  bad = [o for o in s.exclude_ops if o not in space.OPS]
+  if bad:
+    _fail("search.exclude_ops", tuple(s.exclude_ops), f"a subset of {space.OPS}")
+  if len(set(s.exclude_ops)) >= space.NUM_OPS:
+    _fail("search.exclude_ops", tuple(s.exclude_ops), "must leave at least one operator")
+  if s.latency_budget_ms is not None and not float(s.latency_budget_ms) > 0:
+    _fail("search.latency_budget_ms", s.latency_budget_ms, "a positive number of ms, or None")
+  if s.memory_dtype not in ("int8", "float32"):
+    _fail("search.memory_dtype", s.memory_dtype, "'int8' or 'float32'")
+  from monas_jax.hardware import latency  # late: the hardware room imports the cost model
+  profiles = latency.builtin_profiles()
+  if c.hardware.profile not in profiles and not str(c.hardware.profile).endswith(".json"):
+    _fail("hardware.profile", c.hardware.profile, f"one of {profiles} or a path to a .json profile")
+  if not isinstance(c.num_cells, int) or not 0 <= c.num_cells <= space.NUM_CELLS:
+    _fail("num_cells", c.num_cells, f"an integer in [0, {space.NUM_CELLS}] (0 = all)")
+  if not isinstance(c.num_shards, int) or c.num_shards < 1:
+    _fail("num_shards", c.num_shards, "a positive integer")
+  if not isinstance(c.shard_index, int) or not 0 <= c.shard_index < c.num_shards:
+    _fail("shard_index", c.shard_index, f"an integer in [0, num_shards = {c.num_shards})")
+  return c
