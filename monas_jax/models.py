@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from monas_jax import space
 
@@ -187,3 +188,46 @@ class SingleCellNetwork(nn.Module):
   def __call__(self, x, mask=None, train: bool = True):
     x = Cell(self.channels, self.ops_per_edge, name="cell")(x, mask, train)
     return Head(self.num_classes, name="head")(x, train)
+
+
+def initialize(key: jax.Array, params, scheme: str = "kaiming", mode: str = "fan_out"):
+  """Draws fresh parameters with the tree structure of ``params`` (pure in ``key``).
+
+  Args:
+    key: PRNG key.
+    params: template pytree (Flax ``params`` collection); only shapes and names are used.
+    scheme: 'kaiming' (normal, std sqrt(2 / fan), TE-NAS's intent) or 'torch_default' (PyTorch's
+      default: weights and dense biases uniform in +-1/sqrt(fan_in), what TE-NAS's released
+      code actually runs). BatchNorm scales are 1 and shifts 0 in both.
+    mode: 'fan_out' or 'fan_in' for 'kaiming'.
+  """
+  if scheme not in ("kaiming", "torch_default"):
+    raise ValueError(f"init scheme must be 'kaiming' or 'torch_default', got {scheme!r}")
+  if mode not in ("fan_in", "fan_out"):
+    raise ValueError(f"init mode must be 'fan_in' or 'fan_out', got {mode!r}")
+  flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+  keys = jax.random.split(key, len(flat))
+  dense_fan_in = {}
+  for path, leaf in flat:
+    if path[-1].key == "kernel" and leaf.ndim == 2:
+      dense_fan_in[tuple(k.key for k in path[:-1])] = leaf.shape[0]
+  out = []
+  for k, (path, leaf) in zip(keys, flat):
+    name = path[-1].key
+    if name == "kernel":
+      receptive = int(np.prod(leaf.shape[:-2]))  # conv HWIO or dense (in, out)
+      fan_in, fan_out = receptive * leaf.shape[-2], receptive * leaf.shape[-1]
+      if scheme == "kaiming":
+        std = np.sqrt(2.0 / (fan_out if mode == "fan_out" else fan_in))
+        out.append(std * jax.random.normal(k, leaf.shape, leaf.dtype))
+      else:
+        bound = 1.0 / np.sqrt(fan_in)
+        out.append(jax.random.uniform(k, leaf.shape, leaf.dtype, -bound, bound))
+    elif name == "scale":
+      out.append(jnp.ones(leaf.shape, leaf.dtype))
+    elif name == "bias" and tuple(p.key for p in path[:-1]) in dense_fan_in and scheme != "kaiming":
+      bound = 1.0 / np.sqrt(dense_fan_in[tuple(p.key for p in path[:-1])])
+      out.append(jax.random.uniform(k, leaf.shape, leaf.dtype, -bound, bound))
+    else:
+      out.append(jnp.zeros(leaf.shape, leaf.dtype))
+  return jax.tree_util.tree_unflatten(treedef, out)

@@ -11,6 +11,8 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from monas_jax import models
+
 
 def empirical_ntk(apply_fn: Callable, params, x: jax.Array,
                   param_filter: Optional[Callable[[tuple, jax.Array], bool]] = None) -> jax.Array:
@@ -44,3 +46,59 @@ def empirical_ntk(apply_fn: Callable, params, x: jax.Array,
   jac = jax.jacrev(f)(selected)  # pytree of (n, *leaf_shape)
   rows = jnp.concatenate([j.reshape(j.shape[0], -1) for j in jax.tree_util.tree_leaves(jac)], 1)
   return rows @ rows.T
+
+
+NAN_CONDITION = 1e5  # TE-NAS's stand-in for an undefined condition number
+
+
+def weights_only(path, leaf) -> bool:
+  """The reference code's parameter set: conv kernels, BatchNorm scales, classifier matrix."""
+  del leaf
+  return getattr(path[-1], "key", None) in ("kernel", "scale")
+
+
+def eigenvalues(theta: jax.Array, dtype: str = "float32") -> jax.Array:
+  """Eigenvalues of a symmetric kernel (n, n), ascending, in ``dtype``.
+
+  float64 needs ``JAX_ENABLE_X64=1`` (JAX silently computes float32 otherwise, so we refuse).
+  """
+  if dtype == "float64" and not jax.config.jax_enable_x64:
+    raise ValueError("eigenvalues in float64 need JAX_ENABLE_X64=1 (or jax_enable_x64=True)")
+  theta = theta.astype(dtype)
+  return jnp.linalg.eigvalsh(0.5 * (theta + theta.T))
+
+
+def condition_number(eigvals_ascending: jax.Array, index: int = 2) -> jax.Array:
+  """K_i = lambda_1 / lambda_(n-i) with lambda sorted descending (i=0: largest / smallest).
+
+  Args:
+    eigvals_ascending: (n,) as returned by ``eigenvalues``.
+    index: i in [0, n-1).
+  Returns:
+    scalar; NaN or infinite values become ``NAN_CONDITION`` (1e5) as in TE-NAS.
+  """
+  k = eigvals_ascending[-1] / eigvals_ascending[index]
+  return jnp.where(jnp.isfinite(k), k, NAN_CONDITION)
+
+
+def make_ntk_fn(net, template_params, template_stats, *, init: str = "kaiming",
+                params: str = "weights") -> Callable:
+  """Builds ``theta_fn(mask, x, init_key) -> Theta (n, n)`` for a masked Flax network.
+
+  The network runs with training-mode BatchNorm (batch statistics; the running-statistics
+  update is discarded). Parameters are redrawn from ``init_key`` with ``init`` (Kaiming uses
+  fan-out, as TE-NAS intends for this network).
+  """
+  param_filter = weights_only if params == "weights" else None
+
+  def theta_fn(mask, x, init_key):
+    p = models.initialize(init_key, template_params, init, "fan_out")
+
+    def apply_fn(p, x):
+      return net.apply({"params": p, "batch_stats": template_stats}, x, mask, train=True,
+                       mutable=["batch_stats"])[0]
+
+    return empirical_ntk(apply_fn, p, x, param_filter)
+
+  return theta_fn
+
