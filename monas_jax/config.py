@@ -43,7 +43,7 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.ntk.init = "kaiming"  # 'kaiming' (TE-NAS intent, fan-out) or 'torch_default' (released code)
   c.ntk.params = "weights"  # 'weights' (conv kernels, BN scales, classifier matrix) or 'all'
   c.ntk.eig_dtype = "float32"  # or 'float64'
-  c.ntk.chunk_size = 8  # masks per vmapped NTK evaluation
+  c.ntk.chunk_size = 0  # masks per vmapped evaluation; 0 = auto (1 on CPU, 16 on accelerators)
 
   # Linear-region network: one width-1 cell on random 3x3 single-channel crops.
   c.regions = ml_collections.ConfigDict()
@@ -94,7 +94,9 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _fail("data_dir", None, "a directory with Imagenet16_train/ (no ImageNet16-120 sample is bundled)")
   if not isinstance(c.seed, int) or c.seed < 0:
     _fail("seed", c.seed, "a non-negative integer")
-  for f in ("channels", "cells_per_stage", "batch_size", "chunk_size"):
+  if not isinstance(c.ntk.chunk_size, int) or c.ntk.chunk_size < 0:
+    _fail("ntk.chunk_size", c.ntk.chunk_size, "a non-negative integer (0 = auto)")
+  for f in ("channels", "cells_per_stage", "batch_size"):
     v = c.ntk[f]
     if not isinstance(v, int) or v < 1:
       _fail(f"ntk.{f}", v, "a positive integer")

@@ -174,7 +174,9 @@ def select_model(masks, latency_ms, k: int = 5, seed: int = 0,
       continue
     s = rank_metrics(_oof_predictions(m, y, model, folds), y)
     scores.append({"model": model.label, **s})
-  best = max(range(len(scores)), key=lambda i: (scores[i]["kendall_tau"], -i))
+  # A constant prediction has no tau (NaN): rank it below every real score.
+  best = max(range(len(scores)),
+             key=lambda i: (np.nan_to_num(scores[i]["kendall_tau"], nan=-2.0), -i))
   chosen = next(md for md in models if md.label == scores[best]["model"])
   return chosen, scores
 

@@ -1,7 +1,8 @@
 """One signature for every indicator: ``fn(mask, data, key) -> scalar``.
 
 ``mask`` is a (6, 5) operator mask (single cell or supernet), ``data`` the training images as a
-uint8 array (n, h, w, 3) and ``key`` a PRNG key; each function is pure and jit-able, and vmaps
+uint8 array (n, h, w, 3) and ``key`` a PRNG key, split into a data key and an initialisation key
+unless ``init_key`` is given (so a caller can keep the weights fixed while redrawing data); each function is pure and jit-able, and vmaps
 over masks with the data and key shared (so every candidate of a search round sees the same
 batch and the same initial weights). Indicators that need no data or key ignore them.
 """
@@ -30,6 +31,11 @@ class Indicator:
   units: str
 
 
+def _keys(key, init_key):
+  k_data, k_init = jax.random.split(key)
+  return k_data, (k_init if init_key is None else init_key)
+
+
 def _template(net, x_shape):
   variables = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros(x_shape),
                              jnp.ones((space.NUM_EDGES, space.NUM_OPS)))
@@ -50,8 +56,8 @@ def ntk_indicator(config: ml_collections.ConfigDict, cond_index: int | None = No
   theta_fn = ntk.make_ntk_fn(net, params, stats, init=c.init, params=c.params)
   i = c.cond_index if cond_index is None else cond_index
 
-  def fn(mask, images, key):
-    k_data, k_init = jax.random.split(key)
+  def fn(mask, images, key, init_key=None):
+    k_data, k_init = _keys(key, init_key)
     x = data.sample_batch(k_data, images, c.batch_size, ds)
     return ntk.condition_number(ntk.eigenvalues(theta_fn(mask, x, k_init), c.eig_dtype), i)
 
@@ -70,8 +76,8 @@ def ntk_spectrum_fn(config: ml_collections.ConfigDict):
   params, stats = _template(net, (c.batch_size, size, size, 3))
   theta_fn = ntk.make_ntk_fn(net, params, stats, init=c.init, params=c.params)
 
-  def fn(mask, images, key):
-    k_data, k_init = jax.random.split(key)
+  def fn(mask, images, key, init_key=None):
+    k_data, k_init = _keys(key, init_key)
     x = data.sample_batch(k_data, images, c.batch_size, config.dataset)
     return ntk.eigenvalues(theta_fn(mask, x, k_init), c.eig_dtype)
 
@@ -86,8 +92,8 @@ def regions_indicator(config: ml_collections.ConfigDict) -> Indicator:
   params, stats = _template(net, (c.num_samples, c.crop, c.crop, c.channels))
   count_fn = linear_regions.make_region_fn(net, params, stats, init=c.init)
 
-  def fn(mask, images, key):
-    k_data, k_init = jax.random.split(key)
+  def fn(mask, images, key, init_key=None):
+    k_data, k_init = _keys(key, init_key)
     xs = jax.vmap(lambda k: data.region_inputs(k, images, ds, c.num_samples, c.crop))(
         jax.random.split(k_data, c.num_batches))
     return count_fn(mask, xs, k_init).astype(jnp.float32)
@@ -99,8 +105,8 @@ def flops_indicator(config: ml_collections.ConfigDict) -> Indicator:
   """FLOPs (M per image) of the deployed C=16, N=5 network running the active operators."""
   table = cost.cost_table(config.dataset)
 
-  def fn(mask, images, key):
-    del images, key
+  def fn(mask, images, key, init_key=None):
+    del images, key, init_key
     return table.flops_M(mask)
 
   return Indicator("F", fn, lower_is_better=True, units="MFLOPs")
@@ -111,9 +117,9 @@ def latency_indicator(config: ml_collections.ConfigDict) -> Indicator:
   from monas_jax.hardware import latency
   profile = latency.load_profile(config.hardware.profile)
 
-  def fn(mask, images, key):
-    del images, key
-    return latency.latency_ms(profile, mask)
+  def fn(mask, images, key, init_key=None):
+    del images, key, init_key
+    return latency.latency_ms(profile.arrays, mask)
 
   return Indicator("L", fn, lower_is_better=True, units="ms")
 

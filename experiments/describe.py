@@ -1,0 +1,56 @@
+r"""Describe cells: benchmark accuracies, FLOPs, params, memory and latency, one JSON per line.
+
+  python -m experiments.describe --config=configs/cifar10.py \
+      --arch='|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'
+  python -m experiments.describe --config=configs/cifar10.py --arch_file=cells.txt
+"""
+import json
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from monas_jax import config as config_lib, space
+from monas_jax.describe import describe_cell
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
+_ARCH = flags.DEFINE_multi_string("arch", [], "Arch string (repeatable).")
+_ARCH_FILE = flags.DEFINE_string("arch_file", None, "File with one arch string per line.")
+
+
+def read_archs(archs, arch_file):
+  """Parses every arch first, so a bad one fails before any output. Returns [Arch]."""
+  items = [(f"--arch #{i + 1}", s) for i, s in enumerate(archs)]
+  if arch_file:
+    try:
+      with open(arch_file) as f:
+        items += [(f"{arch_file}:{n}", line.strip()) for n, line in enumerate(f, 1)
+                  if line.strip() and not line.lstrip().startswith("#")]
+    except OSError as e:
+      raise ValueError(f"cannot read --arch_file: {e}") from e
+  if not items:
+    raise ValueError("give at least one --arch or an --arch_file")
+  out = []
+  for where, s in items:
+    try:
+      out.append(space.Arch.from_string(s))
+    except ValueError as e:
+      raise ValueError(f"{where}: {e}") from None
+  return out
+
+
+def main(argv):
+  del argv
+  config = config_lib.validate(_CONFIG.value)
+  try:
+    archs = read_archs(_ARCH.value, _ARCH_FILE.value)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  out = sys.stdout
+  for a in archs:
+    out.write(json.dumps(describe_cell(a, config.dataset)) + "\n")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,164 @@
+r"""MONAS hardware-aware pruning search: the main command.
+
+  python -m experiments.search --config=configs/cifar100.py [--workdir=runs/cifar100]
+  python -m experiments.search --config=configs/cifar10.py:smoke --workdir=/tmp/smoke
+  python -m experiments.search --config=configs/cifar10.py --config.search.latency_weight=0.8
+
+Checkpoints after every round (``checkpoint.json``); re-running with the same workdir resumes
+and gives the same cell. Writes ``result.json`` atomically and prints a summary.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+import jax
+import jax.numpy as jnp
+from ml_collections import config_flags
+import numpy as np
+
+from monas_jax import config as config_lib, data, io, search, space
+from monas_jax.describe import describe_cell
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar100.py", "Config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/<dataset>-seed<seed>).")
+_QUIET = flags.DEFINE_bool("quiet", False, "No progress bars.")
+
+CHECKPOINT = "checkpoint.json"
+RESULT = "result.json"
+
+
+def config_hash(config) -> str:
+  """Hash of everything that changes the search's outcome (not the scoring-space fields)."""
+  d = json.loads(config.to_json())
+  for k in ("num_cells", "shard_index", "num_shards"):
+    d.pop(k, None)
+  return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class _Progress:
+  """tqdm bars per (round, indicator, repeat); a plain log line when quiet."""
+
+  def __init__(self, quiet: bool):
+    self.quiet = quiet
+
+  def __call__(self, msg: str) -> None:
+    if self.quiet:
+      logging.info(msg)
+    else:
+      print(f"  {msg}", file=sys.stderr, flush=True)
+
+
+def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
+  """Runs (or resumes) a search in ``workdir`` and returns the result record (also written)."""
+  config_lib.validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  ckpt_path = os.path.join(workdir, CHECKPOINT)
+  chash = config_hash(config)
+  images_np, _, source = data.load_images(config.dataset, config.data_dir)
+  if config.data_dir is None:
+    echo(f"data: no config.data_dir given, using the bundled sample ({source})")
+  else:
+    echo(f"data: {source}")
+  timings = {"start": time.time()}
+
+  state = search.initial_state(config.seed, tuple(config.search.exclude_ops))
+  previous_seconds = {"compile": 0.0, "compute": 0.0}
+  if os.path.exists(ckpt_path):
+    with open(ckpt_path) as f:
+      ck = json.load(f)
+    if ck.get("config_hash") != chash:
+      raise ValueError(f"{ckpt_path} was written by a different config (hash "
+                       f"{ck.get('config_hash')} != {chash}); use a new --workdir or delete it")
+    state = search.SearchState.from_json(ck["state"])
+    previous_seconds = ck.get("seconds", previous_seconds)
+    echo(f"resuming from {ckpt_path}: {state.round} round(s) done")
+
+  budget = search.budget_from_config(config)
+  budget.check_reachable(state.mask)  # fail before compiling anything
+  t = time.perf_counter()
+  settings = search.make_settings(config, jnp.asarray(images_np), source)
+  compile_s = settings.compile_seconds
+  setup_s = time.perf_counter() - t - compile_s
+  compute_before = sum(ev.compute_seconds for ev in settings.evaluators.values())
+
+  def seconds():
+    return {"compile": previous_seconds["compile"] + compile_s,
+            "compute": previous_seconds["compute"] - compute_before
+                       + sum(ev.compute_seconds for ev in settings.evaluators.values())}
+
+  def checkpoint(s):
+    io.write_json_atomic(ckpt_path, {"config_hash": chash, "state": s.to_json(),
+                                     "seconds": seconds()})
+    pruned = ", ".join(f"e{p['edge']}:{p['op']}" for p in s.history[-1]["pruned"])
+    echo(f"round {s.round}: pruned {pruned}; checkpoint written")
+
+  progress = _Progress(quiet)
+  state = search.run(state, settings, on_round=checkpoint, progress=progress)
+  arch = space.Arch.from_mask(state.mask)
+  cell = describe_cell(arch, config.dataset)
+  env = io.environment()
+  result = {
+      "arch_str": arch.to_string(),
+      "mask": np.asarray(state.mask).astype(int).tolist(),
+      "cell": cell,
+      "rounds": list(state.history),
+      "seconds": {**seconds(), "setup": setup_s, "wall": time.time() - timings["start"]},
+      "seed": config.seed,
+      "data_source": source,
+      **env,
+      "config": json.loads(config.to_json()),
+      "config_hash": chash,
+      "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+  }
+  io.write_json_atomic(os.path.join(workdir, RESULT), result)
+  echo(summary(result))
+  return result
+
+
+def summary(result: dict) -> str:
+  c = result["cell"]
+  s = result["seconds"]
+  lat = "  ".join(f"{k} {v:.2f}" for k, v in c["latency_ms"].items())
+  rows = [
+      ("cell", result["arch_str"]),
+      ("NB201 index", str(c["nb201_index"])),
+      ("test acc % (C10/C100/IN16)",
+       f"{c['cifar10_test_acc']:.2f} / {c['cifar100_test_acc']:.2f} / "
+       f"{c['imagenet16_120_test_acc']:.2f}"),
+      ("FLOPs / params", f"{c['flops_M']:.2f} M / {c['params_M']:.3f} M"),
+      ("int8 flash / peak SRAM", f"{c['flash_bytes_int8'] / 1024:.0f} KiB / "
+                                 f"{c['peak_sram_bytes_int8'] / 1024:.0f} KiB"),
+      ("fits (int8)", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in c["fits"].items())),
+      ("latency ms", lat),
+      ("search time", f"{s['compile']:.1f} s compile + {s['compute']:.1f} s compute "
+                      f"({s['wall']:.1f} s wall) on {result['device']['platform']}"),
+  ]
+  w = max(len(k) for k, _ in rows)
+  return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  try:
+    config_lib.validate(config)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  workdir = _WORKDIR.value or os.path.join("runs", f"{config.dataset}-seed{config.seed}")
+  try:
+    run(config, workdir, quiet=_QUIET.value)
+  except (ValueError, FileNotFoundError, search.BudgetError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  print(f"result: {os.path.join(workdir, RESULT)}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,64 @@
+"""Small I/O helpers of the shell: atomic JSON writes and run metadata."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from typing import Any
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  """Writes JSON to a temporary file in the same folder, then renames it over ``path``."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f, indent=1, sort_keys=False, default=_default)
+      f.write("\n")
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def _default(o):
+  import numpy as np
+  if isinstance(o, np.generic):
+    return o.item()
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  if isinstance(o, (tuple, set, frozenset)):
+    return list(o)
+  raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def environment() -> dict[str, Any]:
+  """Versions and device of this process, for result records."""
+  import jax
+  import flax
+  import numpy as np
+  import optax
+  import monas_jax
+  dev = jax.devices()[0]
+  return {
+      "versions": {"monas_jax": monas_jax.__version__, "python": sys.version.split()[0],
+                   "jax": jax.__version__, "jaxlib": _version("jaxlib"), "flax": flax.__version__,
+                   "optax": optax.__version__, "numpy": np.__version__},
+      "device": {"platform": dev.platform, "kind": getattr(dev, "device_kind", ""),
+                 "count": jax.device_count(), "host": platform.node(),
+                 "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+  }
+
+
+def _version(name: str) -> str:
+  try:
+    from importlib.metadata import version
+    return version(name)
+  except Exception:  # noqa: BLE001  (metadata missing in odd installs)
+    return "unknown"

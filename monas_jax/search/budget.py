@@ -1,0 +1,114 @@
+"""Hardware budgets of a search: latency (ms) and MCU memory (flash, SRAM).
+
+A supernet is *feasible* when at least one single-path cell inside it meets every budget. The
+search only prunes into feasible supernets; since every cell of a feasible supernet survives
+some prune on each edge, it always ends on a cell that meets the budgets.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Optional
+
+import numpy as np
+
+from monas_jax import space
+from monas_jax.proxies import cost
+
+
+class BudgetError(ValueError):
+  """No cell reachable from the starting supernet meets the budget."""
+
+
+@functools.lru_cache(maxsize=None)
+def _memory_tables(dataset: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+  """(flash, peak SRAM) bytes of every cell, lexicographic order (base-5 operator code)."""
+  flash, sram = [], []
+  for ops in space.all_ops_lexicographic():
+    m = cost.deployment_memory(ops, dataset)
+    flash.append(m[f"flash_bytes_{dtype}"])
+    sram.append(m[f"peak_sram_bytes_{dtype}"])
+  return np.array(flash, np.int64), np.array(sram, np.int64)
+
+
+def _codes(ops: np.ndarray) -> np.ndarray:
+  return (ops * space.NUM_OPS ** np.arange(space.NUM_EDGES - 1, -1, -1)).sum(axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+  """Latency and/or memory limits. Unset limits are None."""
+
+  profile: object = None  # hardware.latency.Profile, for the latency table and MCU capacities
+  latency_ms: Optional[float] = None
+  sram_bytes: Optional[int] = None
+  flash_bytes: Optional[int] = None
+  dataset: str = "cifar10"
+  dtype: str = "int8"
+
+  @property
+  def active(self) -> bool:
+    return any(v is not None for v in (self.latency_ms, self.sram_bytes, self.flash_bytes))
+
+  def cells(self, mask) -> dict[str, np.ndarray]:
+    """Every single-path cell inside ``mask`` with its latency and memory."""
+    ops = np.array(space.single_path_ops(mask), np.int64)
+    out = {"ops": ops}
+    if self.latency_ms is not None:
+      from monas_jax.hardware import latency
+      out["latency_ms"] = latency.estimate_many_ms(self.profile, ops)
+    if self.sram_bytes is not None or self.flash_bytes is not None:
+      flash, sram = _memory_tables(self.dataset, self.dtype)
+      codes = _codes(ops)
+      out["flash_bytes"], out["peak_sram_bytes"] = flash[codes], sram[codes]
+    return out
+
+  def feasible(self, mask) -> bool:
+    """Whether some single-path cell inside ``mask`` (6, 5) meets every budget."""
+    if not self.active:
+      return True
+    return bool(self._ok(self.cells(mask)).any())
+
+  def _ok(self, c: dict[str, np.ndarray]) -> np.ndarray:
+    ok = np.ones(len(c["ops"]), bool)
+    if self.latency_ms is not None:
+      ok &= c["latency_ms"] <= self.latency_ms + 1e-9
+    if self.flash_bytes is not None:
+      ok &= c["flash_bytes"] <= self.flash_bytes
+    if self.sram_bytes is not None:
+      ok &= c["peak_sram_bytes"] <= self.sram_bytes
+    return ok
+
+  def check_reachable(self, mask) -> None:
+    """Raises BudgetError naming the smallest reachable values when no cell meets the budget."""
+    if self.feasible(mask):
+      return
+    c = self.cells(mask)
+    parts = []
+    if self.latency_ms is not None:
+      i = int(np.argmin(c["latency_ms"]))
+      parts.append(f"latency budget {self.latency_ms:g} ms: the smallest reachable latency is "
+                   f"{c['latency_ms'][i]:.4g} ms ({space.ops_to_arch_str(c['ops'][i])})")
+    if self.flash_bytes is not None:
+      parts.append(f"flash {self.flash_bytes} B: the smallest reachable is "
+                   f"{int(c['flash_bytes'].min())} B")
+    if self.sram_bytes is not None:
+      parts.append(f"SRAM {self.sram_bytes} B: the smallest reachable peak is "
+                   f"{int(c['peak_sram_bytes'].min())} B")
+    raise BudgetError("no cell of the search space meets the budget together ("
+                      + "; ".join(parts) + f"; {self.dtype} deployment, {self.dataset} input)")
+
+
+def from_config(config) -> Budget:
+  """The budget a config asks for (latency_budget_ms; enforce_memory with an MCU profile)."""
+  from monas_jax.hardware import latency
+  profile = latency.load_profile(config.hardware.profile)
+  s = config.search
+  sram = flash = None
+  if s.enforce_memory:
+    if profile.sram_bytes is None or profile.flash_bytes is None:
+      raise ValueError(f"config.search.enforce_memory = True needs an MCU profile with SRAM and "
+                       f"flash sizes; config.hardware.profile = {config.hardware.profile!r} has none")
+    sram, flash = profile.sram_bytes, profile.flash_bytes
+  return Budget(profile=profile, latency_ms=s.latency_budget_ms, sram_bytes=sram,
+                flash_bytes=flash, dataset=config.dataset, dtype=s.memory_dtype)
