@@ -1,0 +1,187 @@
+"""Pruning search: ranking, rounds, budgets, and the whole command on the smoke config."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments import search as search_cmd
+from monas_jax import config as config_lib, space
+from monas_jax.hardware import latency
+from monas_jax.search import budget as budget_lib, loop, ranking
+
+
+def test_dense_rank_and_delta():
+  np.testing.assert_array_equal(ranking.dense_rank(np.array([0.3, 0.1, 0.3, -0.2]), True),
+                                [0, 1, 0, 2])
+  np.testing.assert_array_equal(ranking.dense_rank(np.array([0.3, 0.1, 0.3, -0.2]), False),
+                                [2, 1, 2, 0])
+  d = ranking.relative_delta(np.array([10.0, 20.0]), np.array([[5.0, 10.0], [10.0, 30.0]]), 3)
+  np.testing.assert_allclose(d, [(0.5 + 0.5) / 2, (0.0 - 0.5) / 2])
+  np.testing.assert_allclose(ranking.relative_delta(np.array([3.0]), np.array([[1.0]]), 3), [0.667])
+  w = ranking.weights(0.0, 0.8)
+  assert w == pytest.approx({"K": 0.1, "R": 0.1, "F": 0.0, "L": 0.8})
+
+
+def test_candidates():
+  m = space.full_mask(("none",))
+  c = loop.candidates(m)
+  assert len(c) == 24 and c[0] == (0, 1)
+  m[0] = space.ops_to_mask((3,) * 6)[0]
+  assert len(loop.candidates(m)) == 20
+  masks = loop.candidate_masks(m, loop.candidates(m))
+  assert (masks.sum(axis=(1, 2)) == m.sum() - 1).all()
+
+
+def _fixed_settings(values, weights, **kw):
+  """Round settings with deterministic evaluators given as per-(edge, op) tables."""
+  evs = {n: (lambda masks, key, init_key, t=t: (np.asarray(masks) * t).sum(axis=(1, 2)))
+         for n, t in values.items()}
+  return loop.RoundSettings(evaluators=evs, stochastic=frozenset(), weights=weights, **kw)
+
+
+def test_round_prunes_lowest_score_per_edge_and_ends_single_path():
+  rng = np.random.default_rng(0)
+  table = rng.random((6, 5)) + 0.1
+  settings = _fixed_settings({"F": table}, {"K": 0, "R": 0, "F": 1.0, "L": 0})
+  from monas_jax.search.state import initial_state
+  s = initial_state(0)
+  s1 = loop.search_round(s, settings)
+  # F by delta descending: the most expensive op of each edge goes first.
+  for e in range(6):
+    active = np.flatnonzero(s.mask[e])
+    worst = active[np.argmax(table[e, active])]
+    assert s1.mask[e, worst] == 0 and s1.mask[e].sum() == 3
+  final = loop.run(s, settings)
+  assert final.done and final.round == 3
+  np.testing.assert_array_equal(np.argmax(final.mask, 1), np.argmin(
+      np.where(s.mask > 0, table, np.inf), 1))
+  rec = final.history[0]
+  assert len(rec["candidates"]) == 24 and sum(r["pruned"] for r in rec["candidates"]) == 6
+
+
+def test_latency_budget_is_met_and_unreachable_budget_fails():
+  prof = latency.load_profile("stm32f746")
+  table = np.tile(np.arange(5.0), (6, 1))  # prefers pruning high op indices (conv3, pool)
+  cheap = 1.5 * latency.estimate_ms(prof, (1,) * 6)
+  b = budget_lib.Budget(profile=prof, latency_ms=cheap)
+  settings = _fixed_settings({"F": -table}, {"K": 0, "R": 0, "F": 1.0, "L": 0}, budget=b)
+  from monas_jax.search.state import initial_state
+  final = loop.run(initial_state(0), settings)
+  assert latency.estimate_ms(prof, np.argmax(final.mask, 1)) <= cheap
+  tiny = budget_lib.Budget(profile=prof, latency_ms=0.01)
+  with pytest.raises(budget_lib.BudgetError, match=r"smallest reachable latency is 0\.858"):
+    loop.run(initial_state(0), _fixed_settings({"F": table}, {"F": 1.0}, budget=tiny))
+
+
+def test_memory_budget_of_small_mcu():
+  prof = latency.load_profile("stm32l432")
+  b = budget_lib.Budget(profile=prof, sram_bytes=prof.sram_bytes, flash_bytes=prof.flash_bytes)
+  m = space.full_mask(("none",))
+  assert b.feasible(m)
+  cells = b.cells(m)
+  ok = b._ok(cells)
+  assert 0 < ok.sum() < len(ok)  # the small MCU rules out part of the space
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("dataset", "mnist", "config.dataset = 'mnist'"),
+    ("seed", -1, "config.seed"),
+    ("ntk.cond_index", 40, "config.ntk.cond_index = 40"),
+    ("ntk.init", "xavier", "'kaiming' or 'torch_default'"),
+    ("search.latency_weight", 1.2, r"in \[0, 1\)"),
+    ("search.exclude_ops", ("none", "conv"), "search.exclude_ops"),
+    ("hardware.profile", "stm99", "hardware.profile = 'stm99'"),
+    ("shard_index", 3, "num_shards = 1"),
+])
+def test_bad_config_fails_with_field_value_and_allowed(field, value, message):
+  c = config_lib.make_config("cifar10")
+  node, _, leaf = field.rpartition(".")
+  (c[node] if node else c)[leaf] = value
+  with pytest.raises(ValueError, match=message):
+    config_lib.validate(c)
+
+
+def test_config_rejects_unknown_fields_and_both_weights():
+  c = config_lib.make_config("cifar100")
+  with pytest.raises(AttributeError):
+    c.search.lamda = 0.5  # locked: typos fail instead of being ignored
+  c.search.flops_weight, c.search.latency_weight = 0.6, 0.6
+  with pytest.raises(ValueError, match="at most 1"):
+    config_lib.validate(c)
+  c = config_lib.make_config("imagenet16_120")
+  with pytest.raises(ValueError, match="Imagenet16_train"):
+    config_lib.validate(c)
+
+
+# ---------------------------------------------------------------- the whole command (smoke)
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+  config = config_lib.make_config("cifar10", "smoke")
+  workdir = str(tmp_path_factory.mktemp("smoke"))
+  lines = []
+  result = search_cmd.run(config, workdir, echo=lines.append)
+  return config, workdir, result, lines
+
+
+def test_smoke_search_writes_result(smoke_run):
+  config, workdir, result, lines = smoke_run
+  with open(os.path.join(workdir, "result.json")) as f:
+    on_disk = json.load(f)
+  assert on_disk["arch_str"] == result["arch_str"]
+  space.Arch.from_string(result["arch_str"])
+  assert len(result["rounds"]) == 3
+  assert [len(r["candidates"]) for r in result["rounds"]] == [24, 18, 12]
+  row = result["rounds"][0]["candidates"][0]
+  assert {"delta_K", "delta_R", "delta_F", "delta_L", "rank_K", "score", "pruned"} <= set(row)
+  cell = result["cell"]
+  for k in ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_120_test_acc", "flops_M",
+            "params_M", "flash_bytes_int8", "peak_sram_bytes_int8"):
+    assert k in cell
+  assert set(cell["latency_ms"]) == set(latency.builtin_profiles())
+  assert result["seconds"]["compile"] > 0 and result["seconds"]["compute"] > 0
+  assert result["config"]["search"]["repeats"] == 1 and result["seed"] == 0
+  assert "bundled" in result["data_source"] and result["versions"]["jax"]
+  assert any("bundled sample" in line for line in lines)
+
+
+def test_resume_after_crash_gives_identical_result(smoke_run, tmp_path):
+  config, _, first, _ = smoke_run
+  workdir = str(tmp_path)
+
+  def crash_after_first_round(line):
+    if line.startswith("round 1:"):
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    search_cmd.run(config, workdir, echo=crash_after_first_round)
+  with open(os.path.join(workdir, "checkpoint.json")) as f:
+    assert json.load(f)["state"]["round"] == 1
+  assert not os.path.exists(os.path.join(workdir, "result.json"))
+  lines = []
+  second = search_cmd.run(config, workdir, echo=lines.append)
+  assert any("resuming" in line for line in lines)
+  assert second["arch_str"] == first["arch_str"]
+  assert second["rounds"] == first["rounds"]  # same deltas, ranks and scores: deterministic
+
+
+def test_resume_refuses_a_different_config(smoke_run, tmp_path):
+  config, workdir, _, _ = smoke_run
+  other = config_lib.make_config("cifar10", "smoke")
+  other.seed = 1
+  with pytest.raises(ValueError, match="different config"):
+    search_cmd.run(other, workdir, echo=lambda _: None)
+
+
+def test_latency_weight_and_budget_end_to_end(smoke_run, tmp_path):
+  config, _, base, _ = smoke_run
+  c = config_lib.make_config("cifar10", "smoke")
+  c.search.latency_weight = 0.8
+  budget = 0.5 * base["cell"]["latency_ms"]["stm32f746"]
+  c.search.latency_budget_ms = budget
+  r = search_cmd.run(c, str(tmp_path), echo=lambda _: None)
+  assert r["cell"]["latency_ms"]["stm32f746"] <= budget
+  c.search.latency_budget_ms = 0.5
+  with pytest.raises(budget_lib.BudgetError, match="0.858"):
+    search_cmd.run(c, str(tmp_path / "x"), echo=lambda _: None)
