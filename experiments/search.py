@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
+import tqdm
 
 from monas_jax import config as config_lib, data, io, search, space
 from monas_jax.describe import describe_cell
@@ -36,22 +37,34 @@ RESULT = "result.json"
 def config_hash(config) -> str:
   """Hash of everything that changes the search's outcome (not the scoring-space fields)."""
   d = json.loads(config.to_json())
-  for k in ("num_cells", "shard_index", "num_shards"):
+  for k in ("num_cells", "shard_index", "num_shards", "score"):
     d.pop(k, None)
   return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class _Progress:
-  """tqdm bars per (round, indicator, repeat); a plain log line when quiet."""
+  """One tqdm bar per (round, indicator, repeat) over the masks evaluated; silent when quiet."""
 
   def __init__(self, quiet: bool):
     self.quiet = quiet
+    self.bar = None
+    self.key = None
 
-  def __call__(self, msg: str) -> None:
+  def __call__(self, round, indicator, repeat, repeats, done, total):  # noqa: A002
     if self.quiet:
-      logging.info(msg)
-    else:
-      print(f"  {msg}", file=sys.stderr, flush=True)
+      return
+    key = (round, indicator, repeat)
+    if key != self.key:
+      self.close()
+      self.key = key
+      self.bar = tqdm.tqdm(total=total, unit="mask", leave=False, file=sys.stderr,
+                           desc=f"round {round} {indicator} repeat {repeat}/{repeats}")
+    self.bar.update(done - self.bar.n)
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
+      self.bar = None
 
 
 def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
@@ -93,13 +106,17 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
                        + sum(ev.compute_seconds for ev in settings.evaluators.values())}
 
   def checkpoint(s):
+    progress.close()
     io.write_json_atomic(ckpt_path, {"config_hash": chash, "state": s.to_json(),
                                      "seconds": seconds()})
     pruned = ", ".join(f"e{p['edge']}:{p['op']}" for p in s.history[-1]["pruned"])
     echo(f"round {s.round}: pruned {pruned}; checkpoint written")
 
   progress = _Progress(quiet)
-  state = search.run(state, settings, on_round=checkpoint, progress=progress)
+  try:
+    state = search.run(state, settings, on_round=checkpoint, progress=progress)
+  finally:
+    progress.close()
   arch = space.Arch.from_mask(state.mask)
   cell = describe_cell(arch, config.dataset)
   env = io.environment()

@@ -71,6 +71,10 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.num_cells = 1000  # 0 = all 15,625
   c.shard_index = 0
   c.num_shards = 1
+  c.score = ml_collections.ConfigDict()
+  c.score.sweep_cells = 100  # cells of the batch-size sweep (a subset of the sample); 0 = none
+  c.score.batch_sizes = (8, 16, 32, 64, 128)
+  c.score.max_cond_index = 8  # the K_i sweep reports i = 0..max_cond_index
 
   if arg == "smoke":
     c.ntk.batch_size = 8
@@ -78,6 +82,9 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
     c.regions.num_samples = 200
     c.search.repeats = 1
     c.num_cells = 8
+    c.score.sweep_cells = 4
+    c.score.batch_sizes = (4, 8)
+    c.score.max_cond_index = 3
   c.lock()
   return c
 
@@ -151,4 +158,12 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _fail("num_shards", c.num_shards, "a positive integer")
   if not isinstance(c.shard_index, int) or not 0 <= c.shard_index < c.num_shards:
     _fail("shard_index", c.shard_index, f"an integer in [0, num_shards = {c.num_shards})")
+  if not isinstance(c.score.sweep_cells, int) or c.score.sweep_cells < 0:
+    _fail("score.sweep_cells", c.score.sweep_cells, "a non-negative integer")
+  if not c.score.batch_sizes or any(not isinstance(b, int) or b < 2 for b in c.score.batch_sizes):
+    _fail("score.batch_sizes", tuple(c.score.batch_sizes), "integers >= 2")
+  if not isinstance(c.score.max_cond_index, int) or not (
+      0 <= c.score.max_cond_index < c.ntk.batch_size - 1):
+    _fail("score.max_cond_index", c.score.max_cond_index,
+          f"an integer in [0, ntk.batch_size - 1 = {c.ntk.batch_size - 1})")
   return c

@@ -63,8 +63,12 @@ def candidate_masks(mask: np.ndarray, cands) -> np.ndarray:
 
 
 def search_round(state: SearchState, settings: RoundSettings,
-                 progress: Optional[Callable[[str], None]] = None) -> SearchState:
-  """One pruning round. Pure in (state, settings): the same inputs give the same next state."""
+                 progress: Optional[Callable[..., None]] = None) -> SearchState:
+  """One pruning round. Pure in (state, settings): the same inputs give the same next state.
+
+  ``progress(round=, indicator=, repeat=, repeats=, done=, total=)``, if given, is called after
+  every evaluated chunk of masks.
+  """
   mask = np.asarray(state.mask, np.float32)
   cands = candidates(mask)
   if not cands:
@@ -80,10 +84,12 @@ def search_round(state: SearchState, settings: RoundSettings,
       k = jax.random.fold_in(round_key, r)
       init_key = jax.random.fold_in(round_key, 10_000) if settings.init_per_round else (
           jax.random.split(k)[1])
-      rows.append(ev(masks, k, init_key))
       if progress:
-        progress(f"round {state.round + 1}: {name} repeat {r + 1}/{reps} "
-                 f"({len(masks)} masks)")
+        hook = (lambda d, t, name=name, r=r, reps=reps: progress(
+            round=state.round + 1, indicator=name, repeat=r + 1, repeats=reps, done=d, total=t))
+        rows.append(ev(masks, k, init_key, on_chunk=hook))
+      else:
+        rows.append(ev(masks, k, init_key))
     values[name] = np.stack(rows)
   deltas = {n: ranking.relative_delta(v[:, 0], v[:, 1:], settings.precision)
             for n, v in values.items()}
@@ -139,7 +145,7 @@ def _choose(mask, cands, score, settings: RoundSettings) -> list[int]:
 
 def run(state: SearchState, settings: RoundSettings,
         on_round: Optional[Callable[[SearchState], None]] = None,
-        progress: Optional[Callable[[str], None]] = None) -> SearchState:
+        progress: Optional[Callable[..., None]] = None) -> SearchState:
   """Rounds until a single path; ``on_round`` sees every new state (checkpointing)."""
   if settings.budget is not None:
     settings.budget.check_reachable(state.mask)

@@ -1,0 +1,254 @@
+r"""Score NAS-Bench-201 cells with the zero-cost indicators and correlate with accuracy.
+
+  python -m experiments.score_space --config=configs/cifar10.py --config.num_cells=1000 \
+      --workdir=runs/score-c10
+  (--config.num_cells=0 scores all 15,625; --config.num_shards=4 --config.shard_index=I splits
+  the work over processes or machines sharing the workdir.)
+
+Each cell is scored as its standalone network (a one-hot mask of the supernet, one compile for
+all cells), one draw of data and weights per cell (key = fold_in(seed, nb201_index)): K_i for
+every i from one NTK spectrum, R, and F. Records are appended per cell to
+``records.shard<I>-of-<N>.jsonl``; a restart skips what is done. When every cell of the sample
+has a record, writes ``correlations.json`` (Kendall tau and Spearman rho of K0..K3, R, F and the
+TE-NAS rank combination against the dataset's 200-epoch test accuracy), and the K_i and
+batch-size sweeps as ``sweeps.json``, ``sweeps.md`` and ``sweeps.png``.
+"""
+from __future__ import annotations
+
+import copy
+import glob
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+from ml_collections import config_flags
+import numpy as np
+from scipy import stats
+import tqdm
+
+from monas_jax import benchmark, config as config_lib, data, io
+from monas_jax.proxies import cost, indicators, ntk
+from monas_jax.search.evaluate import BatchEvaluator, default_chunk_size
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/score-<dataset>).")
+
+
+def sample_cells(num_cells: int, seed: int) -> np.ndarray:
+  """NAS-Bench-201 indices of a uniform sample without replacement (all when num_cells = 0)."""
+  if num_cells == 0:
+    return np.arange(len(benchmark.load_table()))
+  return np.random.default_rng(seed).choice(len(benchmark.load_table()), num_cells, replace=False)
+
+
+def condition_numbers(eigvals_ascending: np.ndarray, max_index: int) -> np.ndarray:
+  """K_0..K_max for each row of eigenvalues (m, n) ascending -> (m, max_index + 1)."""
+  ev = np.asarray(eigvals_ascending, np.float64)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    k = ev[:, -1:] / ev[:, :max_index + 1]
+  return np.where(np.isfinite(k), k, ntk.NAN_CONDITION)
+
+
+def _read_jsonl(pattern: str) -> dict[int, dict]:
+  out = {}
+  for path in sorted(glob.glob(pattern)):
+    with open(path) as f:
+      for line in f:
+        try:
+          r = json.loads(line)
+        except json.JSONDecodeError:
+          continue  # a line cut by a crash; its cell is scored again
+        out[int(r["nb201_index"])] = r
+  return out
+
+
+def _score(config, cells, path, images, source, echo, desc, with_regions):
+  """Appends one record per cell not yet in any shard's file matching ``path``."""
+  done = _read_jsonl(path.replace(config_shard(config), "shard*"))
+  todo = [int(i) for i in cells if int(i) not in done]
+  if not todo:
+    return
+  chunk = config.ntk.chunk_size or default_chunk_size()
+  spectrum = BatchEvaluator(
+      lambda m, x, k, ik: indicators.ntk_spectrum_fn(config)(m, x, k, init_key=ik), images, chunk)
+  regions = (BatchEvaluator(indicators.regions_indicator(config).fn, images, chunk)
+             if with_regions else None)
+  echo(f"{desc}: {len(todo)} cells to score ({len(cells) - len(todo)} done); compile "
+       f"{spectrum.compile_seconds + (regions.compile_seconds if regions else 0):.1f} s")
+  table = benchmark.load_table()
+  ct = cost.cost_table(config.dataset)
+  base = jax.random.key(config.seed)
+  with open(path, "a") as f:
+    for idx in tqdm.tqdm(todo, desc=desc, unit="cell", file=sys.stderr):
+      mask = np.eye(5, dtype=np.float32)[table.ops[idx]][None]
+      k_data, k_init = jax.random.split(jax.random.fold_in(base, idx))
+      t = time.perf_counter()
+      eig = spectrum(mask, k_data, k_init)[0]
+      t_ntk = time.perf_counter() - t
+      rec = {"nb201_index": idx, "arch_str": table.arch_str[idx],
+             "eigenvalues": [float(v) for v in eig], "seconds_ntk": t_ntk}
+      if regions is not None:
+        t = time.perf_counter()
+        rec["R"] = float(regions(mask, k_data, k_init)[0])
+        rec["seconds_regions"] = time.perf_counter() - t
+        rec["F"] = float(ct.flops_M(mask[0]))
+      f.write(json.dumps(rec) + "\n")
+      f.flush()
+
+
+def config_shard(config) -> str:
+  return f"shard{config.shard_index}-of-{config.num_shards}"
+
+
+def correlations(acc: np.ndarray, values: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+  """Kendall tau (b) and Spearman rho of each indicator against accuracy."""
+  out = {}
+  for name, v in values.items():
+    out[name] = {"kendall_tau": float(stats.kendalltau(v, acc)[0]),
+                 "spearman_rho": float(stats.spearmanr(v, acc)[0])}
+  return out
+
+
+def tenas_rank(k: np.ndarray, r: np.ndarray) -> np.ndarray:
+  """TE-NAS combination: rank of K ascending + rank of R descending (lower is better)."""
+  return stats.rankdata(k) + stats.rankdata(-r)
+
+
+def run(config, workdir: str, echo=print) -> dict | None:
+  """Scores this shard's cells, then reports if every shard is done. Returns correlations."""
+  config_lib.validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  images_np, _, source = data.load_images(config.dataset, config.data_dir)
+  images = jnp.asarray(images_np)
+  echo(f"data: {source}")
+  cells = sample_cells(config.num_cells, config.seed)
+  mine = cells[config.shard_index::config.num_shards]
+  shard = config_shard(config)
+  _score(config, mine, os.path.join(workdir, f"records.{shard}.jsonl"), images, source, echo,
+         f"{config.dataset} n={config.ntk.batch_size}", with_regions=True)
+  sweep = cells[:config.score.sweep_cells]
+  sweep_mine = sweep[config.shard_index::config.num_shards]
+  for b in config.score.batch_sizes:
+    if b == config.ntk.batch_size:
+      continue  # the main records already hold this batch size
+    c = copy.deepcopy(config)
+    c.ntk.batch_size = b
+    _score(c, sweep_mine, os.path.join(workdir, f"batch{b}.{shard}.jsonl"), images, source, echo,
+           f"batch-size sweep n={b}", with_regions=False)
+  return report(config, workdir, cells, source, echo)
+
+
+def report(config, workdir, cells, source, echo) -> dict | None:
+  recs = _read_jsonl(os.path.join(workdir, "records.shard*.jsonl"))
+  missing = [int(i) for i in cells if int(i) not in recs]
+  if missing:
+    echo(f"{len(cells) - len(missing)} of {len(cells)} cells scored; run the other shards, then "
+         "any shard again to report")
+    return None
+  idx = np.asarray(cells, int)
+  acc = benchmark.test_accuracy(config.dataset)[idx]
+  eig = np.array([recs[i]["eigenvalues"] for i in idx])
+  ks = condition_numbers(eig, config.score.max_cond_index)
+  r = np.array([recs[i]["R"] for i in idx])
+  f = np.array([recs[i]["F"] for i in idx])
+  main = {f"K{i}": ks[:, i] for i in range(4)}
+  main.update({"R": r, "F": f, "tenas": tenas_rank(ks[:, config.ntk.cond_index], r)})
+  corr = correlations(acc, main)
+  corr_path = os.path.join(workdir, "correlations.json")
+  io.write_json_atomic(corr_path, corr)
+  # Sweeps: tau of K_i for every i; tau of K (cond_index) and TE-NAS for every batch size.
+  cond_sweep = {i: correlations(acc, {"K": ks[:, i]})["K"] for i in range(ks.shape[1])}
+  sweep_idx = idx[:config.score.sweep_cells]
+  batch_sweep = {}
+  for b in config.score.batch_sizes:
+    if b == config.ntk.batch_size:
+      e = np.array([recs[i]["eigenvalues"] for i in sweep_idx])
+    else:
+      br = _read_jsonl(os.path.join(workdir, f"batch{b}.shard*.jsonl"))
+      if any(int(i) not in br for i in sweep_idx):
+        continue
+      e = np.array([br[i]["eigenvalues"] for i in sweep_idx])
+    kb = condition_numbers(e, min(config.ntk.cond_index, b - 2))[:, -1]
+    rb = np.array([recs[i]["R"] for i in sweep_idx])
+    a = acc[:len(sweep_idx)]
+    batch_sweep[b] = {**correlations(a, {"K": kb})["K"],
+                      "tenas_kendall_tau": correlations(a, {"t": tenas_rank(kb, rb)})["t"]["kendall_tau"],
+                      "seconds_per_cell": float(np.median([recs[i]["seconds_ntk"] for i in sweep_idx]))
+                      if b == config.ntk.batch_size else float(np.median(
+                          [br[i]["seconds_ntk"] for i in sweep_idx]))}
+  seconds = {"ntk_median": float(np.median([recs[i]["seconds_ntk"] for i in idx])),
+             "regions_median": float(np.median([recs[i]["seconds_regions"] for i in idx]))}
+  sweeps = {"dataset": config.dataset, "num_cells": len(idx), "sweep_cells": len(sweep_idx),
+            "data_source": source, "cond_index_sweep": cond_sweep, "batch_size_sweep": batch_sweep,
+            "seconds_per_cell": seconds, "correlations": corr,
+            "config": json.loads(config.to_json()), **io.environment()}
+  io.write_json_atomic(os.path.join(workdir, "sweeps.json"), sweeps)
+  md = _markdown(config, corr, cond_sweep, batch_sweep, len(idx), len(sweep_idx), source)
+  with open(os.path.join(workdir, "sweeps.md"), "w") as fh:
+    fh.write(md)
+  _plot(os.path.join(workdir, "sweeps.png"), config, cond_sweep, batch_sweep, len(sweep_idx))
+  echo(md)
+  echo(json.dumps(corr))
+  return corr
+
+
+def _markdown(config, corr, cond_sweep, batch_sweep, n, n_sweep, source) -> str:
+  lines = [f"## {config.dataset}: {n} cells, NTK batch {config.ntk.batch_size}, "
+           f"init {config.ntk.init}, data {source}", "",
+           "| indicator | Kendall tau | Spearman rho |", "| --- | --- | --- |"]
+  lines += [f"| {k} | {v['kendall_tau']:.3f} | {v['spearman_rho']:.3f} |" for k, v in corr.items()]
+  lines += ["", f"K_i sweep ({n} cells):", "", "| i | Kendall tau | Spearman rho |",
+            "| --- | --- | --- |"]
+  lines += [f"| {i} | {v['kendall_tau']:.3f} | {v['spearman_rho']:.3f} |"
+            for i, v in cond_sweep.items()]
+  lines += ["", f"Batch-size sweep ({n_sweep} cells, K_{config.ntk.cond_index}):", "",
+            "| batch | tau(K) | rho(K) | tau(TE-NAS) | s per cell (NTK) |",
+            "| --- | --- | --- | --- | --- |"]
+  lines += [f"| {b} | {v['kendall_tau']:.3f} | {v['spearman_rho']:.3f} | "
+            f"{v['tenas_kendall_tau']:.3f} | {v['seconds_per_cell']:.3f} |"
+            for b, v in sorted(batch_sweep.items())]
+  return "\n".join(lines) + "\n"
+
+
+def _plot(path, config, cond_sweep, batch_sweep, n_sweep):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+  i = sorted(cond_sweep)
+  axes[0].plot(i, [cond_sweep[j]["kendall_tau"] for j in i], "o-")
+  axes[0].set(xlabel="i in K_i = lambda_1 / lambda_(n-i)", ylabel="Kendall tau with test acc",
+              title=f"{config.dataset}: condition-number index")
+  b = sorted(batch_sweep)
+  axes[1].plot(b, [batch_sweep[x]["kendall_tau"] for x in b], "o-", label=f"K_{config.ntk.cond_index}")
+  axes[1].plot(b, [batch_sweep[x]["tenas_kendall_tau"] for x in b], "s-", label="TE-NAS rank")
+  axes[1].set_xscale("log", base=2)
+  axes[1].set(xlabel="NTK batch size", ylabel="Kendall tau with test acc",
+              title=f"batch size ({n_sweep} cells)")
+  axes[1].legend()
+  for ax in axes:
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  try:
+    config_lib.validate(config)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  workdir = _WORKDIR.value or os.path.join("runs", f"score-{config.dataset}")
+  run(config, workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)
