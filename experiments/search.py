@@ -26,10 +26,6 @@ import tqdm
 from monas_jax import config as config_lib, data, io, search, space
 from monas_jax.describe import describe_cell
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar100.py", "Config file.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/<dataset>-seed<seed>).")
-_QUIET = flags.DEFINE_bool("quiet", False, "No progress bars.")
-
 CHECKPOINT = "checkpoint.json"
 RESULT = "result.json"
 
@@ -162,15 +158,15 @@ def summary(result: dict) -> str:
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = flags.FLAGS.config
   try:
     config_lib.validate(config)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  workdir = _WORKDIR.value or os.path.join("runs", f"{config.dataset}-seed{config.seed}")
+  workdir = flags.FLAGS.workdir or os.path.join("runs", f"{config.dataset}-seed{config.seed}")
   try:
-    run(config, workdir, quiet=_QUIET.value)
+    run(config, workdir, quiet=flags.FLAGS.quiet)
   except (ValueError, FileNotFoundError, search.BudgetError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -178,4 +174,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a command, so other commands can import run().
+  config_flags.DEFINE_config_file("config", "configs/cifar100.py", "Config file.")
+  flags.DEFINE_string("workdir", None, "Output folder (default runs/<dataset>-seed<seed>).")
+  flags.DEFINE_bool("quiet", False, "No progress bars.")
   app.run(main)

@@ -1,0 +1,206 @@
+r"""Searches over seeds and weights, and the paper's results table.
+
+  python -m experiments.sweep --config=configs/cifar10.py --workdir=runs/sweep-c10 \
+      [--seeds=0,1,2,3,4] [--settings=baseline,lambda0.7,mu0.5,mu0.6,mu0.7,mu0.8]
+
+Each (setting, seed) runs ``experiments.search`` in ``workdir/<setting>/seed<seed>`` (finished
+runs are reused, interrupted ones resume). Compiled indicators are shared by all runs of the
+process, and a seed's first round, identical across weights, is computed once. Writes
+``sweep.md``, ``sweep.csv`` and ``sweep.json`` (mean and std over seeds per setting) and
+``accuracy_vs_latency.png`` (found cells over the benchmark's Pareto front of all 15,625 cells).
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import re
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+import numpy as np
+
+from experiments import search as search_cmd
+from monas_jax import benchmark, config as config_lib, io
+from monas_jax.hardware import latency
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/sweep-<dataset>).")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds.")
+_SETTINGS = flags.DEFINE_list("settings", ["baseline", "lambda0.7", "mu0.5", "mu0.6", "mu0.7",
+                                           "mu0.8"],
+                              "baseline (accuracy only), lambda<w> (FLOPs weight), mu<w> (latency).")
+
+MCUS = ("stm32f746", "stm32l432")
+ACC = ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_120_test_acc")
+
+
+def parse_setting(name: str) -> tuple[float, float]:
+  """'baseline' -> (0, 0); 'lambda0.7' -> (0.7, 0); 'mu0.8' -> (0, 0.8)."""
+  if name == "baseline":
+    return 0.0, 0.0
+  m = re.fullmatch(r"(lambda|mu)([0-9.]+)", name)
+  if not m:
+    raise ValueError(f"setting {name!r} is not 'baseline', 'lambda<w>' or 'mu<w>' (e.g. mu0.8)")
+  w = float(m.group(2))
+  if not 0 <= w < 1:
+    raise ValueError(f"setting {name!r}: weight must be in [0, 1)")
+  return (w, 0.0) if m.group(1) == "lambda" else (0.0, w)
+
+
+def run(config, workdir: str, seeds, settings, echo=print) -> dict:
+  """Runs every (setting, seed) search and writes the tables and the plot."""
+  config_lib.validate(config)
+  weights = {s: parse_setting(s) for s in settings}  # fail on a bad name before any compute
+  if "baseline" not in weights:
+    raise ValueError("the sweep needs the 'baseline' setting for the speedup column")
+  runs: dict[str, list[dict]] = {s: [] for s in settings}
+  for seed in seeds:  # seed outermost: the first round's indicator values are reused
+    for s in settings:
+      c = copy.deepcopy(config)
+      c.seed = int(seed)
+      c.search.flops_weight, c.search.latency_weight = weights[s]
+      wd = os.path.join(workdir, s, f"seed{seed}")
+      res_path = os.path.join(wd, search_cmd.RESULT)
+      res = None
+      if os.path.exists(res_path):
+        with open(res_path) as f:
+          res = json.load(f)
+        if res.get("config_hash") != search_cmd.config_hash(c):
+          raise ValueError(f"{res_path} comes from a different config; use a new --workdir")
+        echo(f"[{s} seed {seed}] done before: {res['arch_str']}")
+      else:
+        echo(f"[{s} seed {seed}] searching")
+        res = search_cmd.run(c, wd, quiet=True, echo=lambda line: None)
+        echo(f"[{s} seed {seed}] {res['arch_str']}  {config.dataset} acc "
+             f"{res['cell'][search_cmd_acc(config)]:.2f}  stm32f746 "
+             f"{res['cell']['latency_ms']['stm32f746']:.2f} ms  "
+             f"({res['seconds']['compile']:.0f} s compile, {res['seconds']['compute']:.0f} s compute)")
+      runs[s].append(res)
+  rows = aggregate(runs)
+  write_tables(workdir, config, rows, seeds)
+  plot(os.path.join(workdir, "accuracy_vs_latency.png"), config, runs)
+  echo(markdown(config, rows, seeds))
+  return rows
+
+
+def search_cmd_acc(config) -> str:
+  return benchmark.ACC_COLUMN[config.dataset]
+
+
+def aggregate(runs: dict[str, list[dict]]) -> dict[str, dict]:
+  """Mean and std over seeds per setting; speedup is per seed against the baseline's cell."""
+  base = {r["seed"]: r for r in runs["baseline"]}
+  rows = {}
+  for s, rs in runs.items():
+    cols: dict[str, list[float]] = {}
+
+    def add(k, v):
+      cols.setdefault(k, []).append(float(v))
+
+    for r in rs:
+      c = r["cell"]
+      add("flops_M", c["flops_M"])
+      add("params_M", c["params_M"])
+      for m in MCUS:
+        add(f"latency_{m}_ms", c["latency_ms"][m])
+        add(f"speedup_{m}", base[r["seed"]]["cell"]["latency_ms"][m] / c["latency_ms"][m])
+      add("search_s", r["seconds"]["compile"] + r["seconds"]["compute"])
+      add("compute_s", r["seconds"]["compute"])
+      for a in ACC:
+        add(a, c[a])
+    rows[s] = {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "values": v}
+               for k, v in cols.items()}
+    rows[s]["cells"] = [r["arch_str"] for r in rs]
+  return rows
+
+
+COLUMNS = [("FLOPs (M)", "flops_M", 1), ("Params (M)", "params_M", 3),
+           ("F746 lat. (ms)", "latency_stm32f746_ms", 2), ("F746 speedup", "speedup_stm32f746", 2),
+           ("L432 lat. (ms)", "latency_stm32l432_ms", 1), ("L432 speedup", "speedup_stm32l432", 2),
+           ("Search (s)", "search_s", 0), ("C10 acc", "cifar10_test_acc", 2),
+           ("C100 acc", "cifar100_test_acc", 2), ("IN16 acc", "imagenet16_120_test_acc", 2)]
+
+
+def markdown(config, rows, seeds) -> str:
+  head = "| setting | " + " | ".join(c[0] for c in COLUMNS) + " |"
+  lines = [f"Searched on {config.dataset}, {len(seeds)} seeds (mean ± std); latency is the "
+           "lookup-table estimate; search time is per run (compile + compute, compiled "
+           "indicators and the first round shared across the runs of a sweep).", "", head,
+           "|" + " --- |" * (len(COLUMNS) + 1)]
+  for s, r in rows.items():
+    cells = [f"{r[k]['mean']:.{d}f} ± {r[k]['std']:.{d}f}" for _, k, d in COLUMNS]
+    lines.append(f"| {s} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_tables(workdir, config, rows, seeds):
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "sweep.md"), "w") as f:
+    f.write(markdown(config, rows, seeds))
+  tmp = os.path.join(workdir, ".sweep.csv.tmp")
+  with open(tmp, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["setting"] + [f"{k}_{s}" for _, k, _ in COLUMNS for s in ("mean", "std")])
+    for s, r in rows.items():
+      w.writerow([s] + [f"{r[k][x]:.6g}" for _, k, _ in COLUMNS for x in ("mean", "std")])
+  os.replace(tmp, os.path.join(workdir, "sweep.csv"))
+  io.write_json_atomic(os.path.join(workdir, "sweep.json"),
+                       {"dataset": config.dataset, "seeds": list(seeds), "rows": rows,
+                        "config": json.loads(config.to_json()), **io.environment()})
+
+
+def pareto_front(lat: np.ndarray, acc: np.ndarray) -> np.ndarray:
+  """Indices of cells no other cell beats in both latency (lower) and accuracy (higher)."""
+  order = np.lexsort((-acc, lat))
+  front, best = [], -np.inf
+  for i in order:
+    if acc[i] > best:
+      front.append(i)
+      best = acc[i]
+  return np.array(front)
+
+
+def plot(path, config, runs):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  t = benchmark.load_table()
+  acc = benchmark.test_accuracy(config.dataset)
+  lat = latency.estimate_many_ms("stm32f746", t.ops)
+  front = pareto_front(lat, acc)
+  fig, ax = plt.subplots(figsize=(6.5, 4.5))
+  ax.scatter(lat, acc, s=2, c="lightgrey", label="all 15,625 cells")
+  ax.plot(lat[front], acc[front], "-", c="black", lw=1, label="Pareto front")
+  for s, rs in runs.items():
+    ax.scatter([r["cell"]["latency_ms"]["stm32f746"] for r in rs],
+               [r["cell"][benchmark.ACC_COLUMN[config.dataset]] for r in rs], s=30, label=s)
+  ax.set(xlabel="estimated latency on STM32F746 (ms)",
+         ylabel=f"{config.dataset} test accuracy (%)", title=f"MONAS on {config.dataset}")
+  ax.set_ylim(max(0, float(np.percentile(acc, 5))), float(acc.max()) + 1)
+  ax.legend(fontsize=8, loc="lower right")
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  try:
+    config_lib.validate(config)
+    for s in _SETTINGS.value:
+      parse_setting(s)
+    seeds = [int(s) for s in _SEEDS.value]
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  workdir = _WORKDIR.value or os.path.join("runs", f"sweep-{config.dataset}")
+  run(config, workdir, seeds, _SETTINGS.value)
+
+
+if __name__ == "__main__":
+  app.run(main)
