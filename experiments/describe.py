@@ -13,10 +13,6 @@ from ml_collections import config_flags
 from monas_jax import config as config_lib, space
 from monas_jax.describe import describe_cell
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
-_ARCH = flags.DEFINE_multi_string("arch", [], "Arch string (repeatable).")
-_ARCH_FILE = flags.DEFINE_string("arch_file", None, "File with one arch string per line.")
-
 
 def read_archs(archs, arch_file):
   """Parses every arch first, so a bad one fails before any output. Returns [Arch]."""
@@ -41,9 +37,9 @@ def read_archs(archs, arch_file):
 
 def main(argv):
   del argv
-  config = config_lib.validate(_CONFIG.value)
+  config = config_lib.validate(flags.FLAGS.config)
   try:
-    archs = read_archs(_ARCH.value, _ARCH_FILE.value)
+    archs = read_archs(flags.FLAGS.arch, flags.FLAGS.arch_file)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -53,4 +49,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a command, so tests and other commands can import.
+  config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
+  flags.DEFINE_multi_string("arch", [], "Arch string (repeatable).")
+  flags.DEFINE_string("arch_file", None, "File with one arch string per line.")
   app.run(main)

@@ -34,9 +34,6 @@ from monas_jax import benchmark, config as config_lib, data, io
 from monas_jax.proxies import cost, indicators, ntk
 from monas_jax.search.evaluate import BatchEvaluator, default_chunk_size
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/score-<dataset>).")
-
 
 def sample_cells(num_cells: int, seed: int) -> np.ndarray:
   """NAS-Bench-201 indices of a uniform sample without replacement (all when num_cells = 0)."""
@@ -240,15 +237,18 @@ def _plot(path, config, cond_sweep, batch_sweep, n_sweep):
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = flags.FLAGS.config
   try:
     config_lib.validate(config)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  workdir = _WORKDIR.value or os.path.join("runs", f"score-{config.dataset}")
+  workdir = flags.FLAGS.workdir or os.path.join("runs", f"score-{config.dataset}")
   run(config, workdir)
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a command, so tests and other commands can import.
+  config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
+  flags.DEFINE_string("workdir", None, "Output folder (default runs/score-<dataset>).")
   app.run(main)

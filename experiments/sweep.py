@@ -26,12 +26,6 @@ from experiments import search as search_cmd
 from monas_jax import benchmark, config as config_lib, io
 from monas_jax.hardware import latency
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/sweep-<dataset>).")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds.")
-_SETTINGS = flags.DEFINE_list("settings", ["baseline", "lambda0.7", "mu0.5", "mu0.6", "mu0.7",
-                                           "mu0.8"],
-                              "baseline (accuracy only), lambda<w> (FLOPs weight), mu<w> (latency).")
 
 MCUS = ("stm32f746", "stm32l432")
 ACC = ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_120_test_acc")
@@ -189,18 +183,24 @@ def plot(path, config, runs):
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = flags.FLAGS.config
   try:
     config_lib.validate(config)
-    for s in _SETTINGS.value:
+    for s in flags.FLAGS.settings:
       parse_setting(s)
-    seeds = [int(s) for s in _SEEDS.value]
+    seeds = [int(s) for s in flags.FLAGS.seeds]
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  workdir = _WORKDIR.value or os.path.join("runs", f"sweep-{config.dataset}")
-  run(config, workdir, seeds, _SETTINGS.value)
+  workdir = flags.FLAGS.workdir or os.path.join("runs", f"sweep-{config.dataset}")
+  run(config, workdir, seeds, flags.FLAGS.settings)
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a command, so tests and other commands can import.
+  config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
+  flags.DEFINE_string("workdir", None, "Output folder (default runs/sweep-<dataset>).")
+  flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds.")
+  flags.DEFINE_list("settings", ["baseline", "lambda0.7", "mu0.5", "mu0.6", "mu0.7", "mu0.8"],
+                    "baseline (accuracy only), lambda<w> (FLOPs weight), mu<w> (latency).")
   app.run(main)

@@ -1,0 +1,87 @@
+"""The command-line shell: describe (subprocess, as a user runs it), score_space and sweep."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import score_space, sweep
+from monas_jax import benchmark, config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOOD = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+
+
+def _describe(*args):
+  return subprocess.run([sys.executable, "-m", "experiments.describe",
+                         "--config=configs/cifar10.py", *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300)
+
+
+def test_describe_arch_file_and_repeated_arch(tmp_path):
+  f = tmp_path / "cells.txt"
+  f.write_text("# a comment\n" + "\n".join(benchmark.load_table().arch_str[:3]) + "\n")
+  p = _describe(f"--arch={GOOD}", f"--arch_file={f}")
+  assert p.returncode == 0, p.stderr
+  rows = [json.loads(line) for line in p.stdout.splitlines()]
+  assert [r["nb201_index"] for r in rows] == [7632, 0, 1, 2]
+  r = rows[0]
+  for k in ("arch_str", "flops_M", "params_M", "flash_bytes_int8", "peak_sram_bytes_int8",
+            "cifar10_test_acc", "cifar100_test_acc", "imagenet16_120_test_acc"):
+    assert k in r
+  assert r["latency_ms"]["stm32f746"] == pytest.approx(42.48, abs=5e-3)
+  assert set(r["fits"]) == {"stm32f746", "stm32l432"}
+  assert r["flops_M"] == pytest.approx(benchmark.lookup(GOOD)["flops_c10_M"], abs=1e-3)
+
+
+def test_describe_bad_arch_fails_clearly(tmp_path):
+  p = _describe("--arch=|nor_conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+  assert p.returncode != 0 and "nor_conv_5x5" in p.stderr and p.stdout == ""
+  f = tmp_path / "cells.txt"
+  f.write_text(GOOD + "\n|none~0|+|none~0|\n")
+  p = _describe(f"--arch_file={f}")
+  assert p.returncode != 0 and f"{f}:2" in p.stderr and p.stdout == ""
+
+
+def test_condition_numbers_from_spectrum():
+  ev = np.array([[1e-3, 0.5, 1.0, 2.0], [0.0, 0.0, 1.0, 4.0]])
+  k = score_space.condition_numbers(ev, 2)
+  np.testing.assert_allclose(k[0], [2000.0, 4.0, 2.0])
+  assert k[1, 0] == 1e5 and k[1, 2] == 4.0
+
+
+def test_score_space_smoke_resumes_and_reports(tmp_path):
+  c = config_lib.make_config("cifar10", "smoke")
+  c.score.batch_sizes = (c.ntk.batch_size,)  # no extra compile in the fast suite
+  c.num_shards = 2
+  lines = []
+  assert score_space.run(c, str(tmp_path), echo=lines.append) is None  # shard 0 of 2 only
+  c.shard_index = 1
+  corr = score_space.run(c, str(tmp_path), echo=lines.append)
+  assert set(corr) == {"K0", "K1", "K2", "K3", "R", "F", "tenas"}
+  with open(tmp_path / "correlations.json") as f:
+    assert json.load(f) == corr
+  assert (tmp_path / "sweeps.png").stat().st_size > 1000
+  recs = sum(1 for p in tmp_path.glob("records.*.jsonl") for _ in open(p))
+  assert recs == c.num_cells
+  # A restart scores nothing again; a line cut by a crash is scored again.
+  p = tmp_path / "records.shard1-of-2.jsonl"
+  text = p.read_text().splitlines()
+  p.write_text("\n".join(text[:-1]) + "\n" + text[-1][:20])
+  lines.clear()
+  score_space.run(c, str(tmp_path), echo=lines.append)
+  assert any("1 cells to score" in line for line in lines)
+
+
+def test_sweep_settings_and_pareto():
+  assert sweep.parse_setting("baseline") == (0.0, 0.0)
+  assert sweep.parse_setting("lambda0.7") == (0.7, 0.0)
+  assert sweep.parse_setting("mu0.8") == (0.0, 0.8)
+  for bad in ("mu1.5", "nu0.3", "mu"):
+    with pytest.raises(ValueError):
+      sweep.parse_setting(bad)
+  lat = np.array([1.0, 2.0, 3.0, 2.5])
+  acc = np.array([50.0, 60.0, 55.0, 70.0])
+  assert sweep.pareto_front(lat, acc).tolist() == [0, 1, 3]
