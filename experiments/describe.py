@@ -11,7 +11,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from monas_jax import config as config_lib, space
-from monas_jax.describe import describe_cell
+from monas_jax.describe import describe_cells
 
 
 def read_archs(archs, arch_file):
@@ -44,8 +44,8 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   out = sys.stdout
-  for a in archs:
-    out.write(json.dumps(describe_cell(a, config.dataset)) + "\n")
+  for rec in describe_cells(archs, config.dataset):
+    out.write(json.dumps(rec) + "\n")
 
 
 if __name__ == "__main__":

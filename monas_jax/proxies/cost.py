@@ -117,12 +117,14 @@ def cost_table(dataset: str = "cifar10", channels: int = 16, cells_per_stage: in
 
 def flops_M(arch, dataset: str = "cifar10") -> float:
   """FLOPs (M per image) of the C=16, N=5 network of a cell (Arch, string, ops or mask)."""
-  return float(cost_table(dataset).flops_M(_as_mask(arch)))
+  t = cost_table(dataset)  # numpy, not jnp: no dispatch cost when describing many cells
+  return float(t.base_flops_M + np.sum(_as_mask(arch) * t.op_flops_M))
 
 
 def params_M(arch, dataset: str = "cifar10") -> float:
   """Parameters (M) of the C=16, N=5 network of a cell, BatchNorm included."""
-  return float(cost_table(dataset).params_M(_as_mask(arch)))
+  t = cost_table(dataset)
+  return float(t.base_params_M + np.sum(_as_mask(arch) * t.op_params_M))
 
 
 def _as_mask(arch) -> np.ndarray:
