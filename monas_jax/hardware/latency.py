@@ -38,7 +38,7 @@ import importlib.resources
 import json
 import os
 import tempfile
-from typing import Any, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
