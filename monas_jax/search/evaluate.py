@@ -44,6 +44,10 @@ class BatchEvaluator:
     self.evaluations = 0
     self._memo: dict[bytes, np.ndarray] = {}
 
+  def clear_memo(self) -> None:
+    """Forgets memoised values (the compiled function stays)."""
+    self._memo.clear()
+
   def __call__(self, masks: np.ndarray, key: jax.Array, init_key: jax.Array,
                on_chunk: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
     """masks (m, 6, 5) -> values (m, ...) float64; ``on_chunk(done, total)`` after each chunk."""
