@@ -12,9 +12,7 @@ import json
 import time
 
 T0 = time.perf_counter()
-import jax  # noqa: E402  (import time is part of the end-to-end figure)
-import jax.numpy as jnp  # noqa: E402
-from ml_collections import config_flags  # noqa: E402,F401
+import jax.numpy as jnp  # noqa: E402  (import time is part of the end-to-end figure)
 
 from monas_jax import benchmark, data, io, search, space  # noqa: E402
 from monas_jax import config as config_lib  # noqa: E402

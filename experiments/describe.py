@@ -10,7 +10,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from monas_jax import config as config_lib, space
+from experiments import cli
+from monas_jax import space
 from monas_jax.describe import describe_cells
 
 
@@ -37,12 +38,8 @@ def read_archs(archs, arch_file):
 
 def main(argv):
   del argv
-  config = config_lib.validate(flags.FLAGS.config)
-  try:
-    archs = read_archs(flags.FLAGS.arch, flags.FLAGS.arch_file)
-  except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  config = cli.validated(flags.FLAGS.config)
+  archs = cli.run_or_exit(read_archs, flags.FLAGS.arch, flags.FLAGS.arch_file)
   out = sys.stdout
   for rec in describe_cells(archs, config.dataset):
     out.write(json.dumps(rec) + "\n")

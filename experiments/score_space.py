@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 import tqdm
 
+from experiments import cli
 from monas_jax import benchmark, config as config_lib, data, io
 from monas_jax.proxies import cost, indicators, ntk
 from monas_jax.search.evaluate import BatchEvaluator, default_chunk_size
@@ -237,14 +238,9 @@ def _plot(path, config, cond_sweep, batch_sweep, n_sweep):
 
 def main(argv):
   del argv
-  config = flags.FLAGS.config
-  try:
-    config_lib.validate(config)
-  except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  config = cli.validated(flags.FLAGS.config)
   workdir = flags.FLAGS.workdir or os.path.join("runs", f"score-{config.dataset}")
-  run(config, workdir)
+  cli.run_or_exit(run, config, workdir)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,13 @@ import os
 import sys
 import time
 
-from absl import app, flags, logging
-import jax
+from absl import app, flags
 import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 import tqdm
 
+from experiments import cli
 from monas_jax import config as config_lib, data, io, search, space
 from monas_jax.describe import describe_cell
 
@@ -158,18 +158,9 @@ def summary(result: dict) -> str:
 
 def main(argv):
   del argv
-  config = flags.FLAGS.config
-  try:
-    config_lib.validate(config)
-  except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  config = cli.validated(flags.FLAGS.config)
   workdir = flags.FLAGS.workdir or os.path.join("runs", f"{config.dataset}-seed{config.seed}")
-  try:
-    run(config, workdir, quiet=flags.FLAGS.quiet)
-  except (ValueError, FileNotFoundError, search.BudgetError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  cli.run_or_exit(run, config, workdir, quiet=flags.FLAGS.quiet)
   print(f"result: {os.path.join(workdir, RESULT)}")
 
 

@@ -16,13 +16,12 @@ import csv
 import json
 import os
 import re
-import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 import numpy as np
 
-from experiments import search as search_cmd
+from experiments import cli, search as search_cmd
 from monas_jax import benchmark, config as config_lib, io
 from monas_jax.hardware import latency
 
@@ -183,17 +182,10 @@ def plot(path, config, runs):
 
 def main(argv):
   del argv
-  config = flags.FLAGS.config
-  try:
-    config_lib.validate(config)
-    for s in flags.FLAGS.settings:
-      parse_setting(s)
-    seeds = [int(s) for s in flags.FLAGS.seeds]
-  except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  config = cli.validated(flags.FLAGS.config)
+  seeds = cli.run_or_exit(lambda: [int(s) for s in flags.FLAGS.seeds])
   workdir = flags.FLAGS.workdir or os.path.join("runs", f"sweep-{config.dataset}")
-  run(config, workdir, seeds, flags.FLAGS.settings)
+  cli.run_or_exit(run, config, workdir, seeds, flags.FLAGS.settings)
 
 
 if __name__ == "__main__":

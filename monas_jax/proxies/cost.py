@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Mapping
 
 import flax.linen as nn
 import jax

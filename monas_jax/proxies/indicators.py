@@ -48,26 +48,19 @@ def ntk_indicator(config: ml_collections.ConfigDict, cond_index: int | None = No
 
   Key use: ``key -> (batch key, init key)``.
   """
-  c = config.ntk
-  ds = config.dataset
-  net = models.Network(c.channels, c.cells_per_stage, data.NUM_CLASSES[ds])
-  size = data.IMAGE_SIZE[ds]
-  params, stats = _template(net, (c.batch_size, size, size, 3))
-  theta_fn = ntk.make_ntk_fn(net, params, stats, init=c.init, params=c.params)
-  i = c.cond_index if cond_index is None else cond_index
+  spectrum = ntk_spectrum_fn(config)
+  i = config.ntk.cond_index if cond_index is None else cond_index
 
   def fn(mask, images, key, init_key=None):
-    k_data, k_init = _keys(key, init_key)
-    x = data.sample_batch(k_data, images, c.batch_size, ds)
-    return ntk.condition_number(ntk.eigenvalues(theta_fn(mask, x, k_init), c.eig_dtype), i)
+    return ntk.condition_number(spectrum(mask, images, key, init_key), i)
 
   return Indicator(f"K{i}", fn, lower_is_better=True, units="ratio")
 
 
 def ntk_spectrum_fn(config: ml_collections.ConfigDict):
-  """``fn(mask, images, key) -> eigenvalues (batch_size,)`` ascending; same draws as ntk_indicator.
+  """``fn(mask, images, key, init_key=None) -> eigenvalues (batch_size,)``, ascending.
 
-  For reporting every K_i at once without recomputing the kernel.
+  The spectrum behind every K_i (ntk_indicator takes one ratio of it; score_space keeps it all).
   """
   c = config.ntk
   ds = config.dataset

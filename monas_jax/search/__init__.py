@@ -10,6 +10,10 @@ from monas_jax.search.evaluate import BatchEvaluator, default_chunk_size
 from monas_jax.search.loop import RoundSettings, candidates, run, search_round, SHORT
 from monas_jax.search.state import SearchState, initial_state
 
+__all__ = ["Budget", "BudgetError", "BatchEvaluator", "RoundSettings", "SearchState",
+           "budget_from_config", "candidates", "default_chunk_size", "initial_state",
+           "make_settings", "run", "search_round"]
+
 
 _EVALUATORS: dict = {}
 
