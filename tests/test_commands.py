@@ -85,3 +85,18 @@ def test_sweep_settings_and_pareto():
   lat = np.array([1.0, 2.0, 3.0, 2.5])
   acc = np.array([50.0, 60.0, 55.0, 70.0])
   assert sweep.pareto_front(lat, acc).tolist() == [0, 1, 3]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config=configs/cifar10.py", "--config.search.latency_weight=1.5"],
+     "config.search.latency_weight = 1.5"),
+    (["--config=configs/imagenet16_120.py"], "config.data_dir = None"),
+    (["--config=configs/cifar100.py", "--config.data_dir=/nonexistent/c100"],
+     "/nonexistent/c100"),
+])
+def test_search_command_fails_before_compute(tmp_path, args, message):
+  p = subprocess.run([sys.executable, "-m", "experiments.search", *args,
+                      f"--workdir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                     timeout=300)
+  assert p.returncode == 2 and message in p.stderr, p.stderr
+  assert not (tmp_path / "checkpoint.json").exists()
