@@ -162,7 +162,7 @@ def report(config, workdir, cells, source, echo) -> dict | None:
   cond_sweep = {i: correlations(acc, {"K": ks[:, i]})["K"] for i in range(ks.shape[1])}
   sweep_idx = idx[:config.score.sweep_cells]
   batch_sweep = {}
-  for b in config.score.batch_sizes:
+  for b in config.score.batch_sizes if len(sweep_idx) else ():  # sweep_cells = 0: no sweep
     if b == config.ntk.batch_size:
       e = np.array([recs[i]["eigenvalues"] for i in sweep_idx])
     else:
@@ -227,7 +227,8 @@ def _plot(path, config, cond_sweep, batch_sweep, n_sweep):
   axes[1].set_xscale("log", base=2)
   axes[1].set(xlabel="NTK batch size", ylabel="Kendall tau with test acc",
               title=f"batch size ({n_sweep} cells)")
-  axes[1].legend()
+  if b:
+    axes[1].legend()
   for ax in axes:
     ax.axhline(0, color="grey", lw=0.5)
     ax.grid(alpha=0.3)

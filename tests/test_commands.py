@@ -73,6 +73,8 @@ def test_score_space_smoke_resumes_and_reports(tmp_path):
   lines.clear()
   score_space.run(c, str(tmp_path), echo=lines.append)
   assert any("1 cells to score" in line for line in lines)
+  c.score.sweep_cells = 0  # no batch-size sweep: the report still works
+  assert set(score_space.run(c, str(tmp_path), echo=lines.append)) == set(corr)
 
 
 def test_sweep_settings_and_pareto():
