@@ -64,7 +64,7 @@ def _read_jsonl(pattern: str) -> dict[int, dict]:
   return out
 
 
-def _score(config, cells, path, images, source, echo, desc, with_regions):
+def _score(config, cells, path, images, echo, desc, with_regions):
   """Appends one record per cell not yet in any shard's file matching ``path``."""
   done = _read_jsonl(path.replace(config_shard(config), "shard*"))
   todo = [int(i) for i in cells if int(i) not in done]
@@ -126,7 +126,7 @@ def run(config, workdir: str, echo=print) -> dict | None:
   cells = sample_cells(config.num_cells, config.seed)
   mine = cells[config.shard_index::config.num_shards]
   shard = config_shard(config)
-  _score(config, mine, os.path.join(workdir, f"records.{shard}.jsonl"), images, source, echo,
+  _score(config, mine, os.path.join(workdir, f"records.{shard}.jsonl"), images, echo,
          f"{config.dataset} n={config.ntk.batch_size}", with_regions=True)
   sweep = cells[:config.score.sweep_cells]
   sweep_mine = sweep[config.shard_index::config.num_shards]
@@ -135,7 +135,7 @@ def run(config, workdir: str, echo=print) -> dict | None:
       continue  # the main records already hold this batch size
     c = copy.deepcopy(config)
     c.ntk.batch_size = b
-    _score(c, sweep_mine, os.path.join(workdir, f"batch{b}.{shard}.jsonl"), images, source, echo,
+    _score(c, sweep_mine, os.path.join(workdir, f"batch{b}.{shard}.jsonl"), images, echo,
            f"batch-size sweep n={b}", with_regions=False)
   return report(config, workdir, cells, source, echo)
 
@@ -163,21 +163,18 @@ def report(config, workdir, cells, source, echo) -> dict | None:
   sweep_idx = idx[:config.score.sweep_cells]
   batch_sweep = {}
   for b in config.score.batch_sizes if len(sweep_idx) else ():  # sweep_cells = 0: no sweep
-    if b == config.ntk.batch_size:
-      e = np.array([recs[i]["eigenvalues"] for i in sweep_idx])
-    else:
-      br = _read_jsonl(os.path.join(workdir, f"batch{b}.shard*.jsonl"))
-      if any(int(i) not in br for i in sweep_idx):
-        continue
-      e = np.array([br[i]["eigenvalues"] for i in sweep_idx])
+    # The main records hold the configured batch size; the others have files of their own.
+    br = recs if b == config.ntk.batch_size else _read_jsonl(
+        os.path.join(workdir, f"batch{b}.shard*.jsonl"))
+    if any(int(i) not in br for i in sweep_idx):
+      continue
+    e = np.array([br[i]["eigenvalues"] for i in sweep_idx])
     kb = condition_numbers(e, min(config.ntk.cond_index, b - 2))[:, -1]
     rb = np.array([recs[i]["R"] for i in sweep_idx])
     a = acc[:len(sweep_idx)]
     batch_sweep[b] = {**correlations(a, {"K": kb})["K"],
                       "tenas_kendall_tau": correlations(a, {"t": tenas_rank(kb, rb)})["t"]["kendall_tau"],
-                      "seconds_per_cell": float(np.median([recs[i]["seconds_ntk"] for i in sweep_idx]))
-                      if b == config.ntk.batch_size else float(np.median(
-                          [br[i]["seconds_ntk"] for i in sweep_idx]))}
+                      "seconds_per_cell": float(np.median([br[i]["seconds_ntk"] for i in sweep_idx]))}
   seconds = {"ntk_median": float(np.median([recs[i]["seconds_ntk"] for i in idx])),
              "regions_median": float(np.median([recs[i]["seconds_regions"] for i in idx]))}
   sweeps = {"dataset": config.dataset, "num_cells": len(idx), "sweep_cells": len(sweep_idx),
