@@ -62,3 +62,37 @@ def _version(name: str) -> str:
     return version(name)
   except Exception:  # noqa: BLE001  (metadata missing in odd installs)
     return "unknown"
+
+
+def write_arrays_atomic(path: str, arrays: dict, meta: Any) -> None:
+  """Writes named numpy arrays plus a JSON-able ``meta`` as ONE .npz file, atomically.
+
+  One file (meta stored as a JSON string under ``__meta__``) so that arrays and the metadata that
+  describes them cannot go out of step when a process is killed between two writes.
+  """
+  import numpy as np
+  if "__meta__" in arrays:
+    raise ValueError("'__meta__' is reserved for the metadata")
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, __meta__=np.frombuffer(json.dumps(meta, default=_default).encode(), np.uint8),
+               **arrays)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def read_arrays(path: str) -> tuple[dict, Any]:
+  """Reads a file of ``write_arrays_atomic``: (name -> numpy array, meta)."""
+  import numpy as np
+  with np.load(path, allow_pickle=False) as z:
+    meta = json.loads(bytes(z["__meta__"]).decode())
+    arrays = {k: np.asarray(z[k]) for k in z.files if k != "__meta__"}
+  return arrays, meta
