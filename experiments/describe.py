@@ -38,7 +38,8 @@ def read_archs(archs, arch_file):
 
 def main(argv):
   del argv
-  config = cli.validated(flags.FLAGS.config)
+  # describe reads no images, so ImageNet16-120 needs no data_dir here.
+  config = cli.validated(flags.FLAGS.config, needs_images=False)
   archs = cli.run_or_exit(read_archs, flags.FLAGS.arch, flags.FLAGS.arch_file)
   out = sys.stdout
   for rec in describe_cells(archs, config.dataset):

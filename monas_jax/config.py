@@ -93,11 +93,15 @@ def _fail(field: str, value, allowed: str):
   raise ValueError(f"config.{field} = {value!r} is not allowed: {allowed}")
 
 
-def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Raises ValueError naming the first bad field; returns the config unchanged."""
+def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_collections.ConfigDict:
+  """Raises ValueError naming the first bad field; returns the config unchanged.
+
+  ``needs_images=False`` for commands that read no images (describe): then ImageNet16-120, of
+  which no sample is bundled, needs no ``data_dir``.
+  """
   if c.dataset not in DATASETS:
     _fail("dataset", c.dataset, f"one of {DATASETS}")
-  if c.data_dir is None and c.dataset == "imagenet16_120":
+  if needs_images and c.data_dir is None and c.dataset == "imagenet16_120":
     _fail("data_dir", None, "a directory with Imagenet16_train/ (no ImageNet16-120 sample is bundled)")
   if not isinstance(c.seed, int) or c.seed < 0:
     _fail("seed", c.seed, "a non-negative integer")
@@ -122,6 +126,11 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     v = c.regions[f]
     if not isinstance(v, int) or v < 1:
       _fail(f"regions.{f}", v, "a positive integer")
+  if c.regions.channels != 1:
+    # The inputs are single-channel patches (TE-NAS's RandChannel(1)) fed straight into the cell,
+    # whose skip and pooling edges keep the input width: any other width cannot add up.
+    _fail("regions.channels", c.regions.channels, "1 (the linear-region inputs are "
+          "single-channel crops, as in TE-NAS)")
   if c.regions.crop > 16:
     _fail("regions.crop", c.regions.crop, "at most 16 (the smallest image side)")
   if c.regions.init not in ("kaiming", "torch_default"):

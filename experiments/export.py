@@ -1,0 +1,158 @@
+r"""Export a cell's network to ONNX and int8, check it against JAX, and check it fits the MCU.
+
+  python -m experiments.export --arch='|nor_conv_3x3~0|+|...|' --out=runs/export-9930
+  python -m experiments.export --checkpoint=runs/train-cifar10-9930-seed0 --out=DIR \
+      [--profile=stm32f746] [--profile=stm32l432]
+
+Writes ``DIR/model_float32.onnx`` (batch 1, BatchNorm folded, NCHW float32 input) and
+``DIR/model_int8.onnx`` (static int8, QDQ, calibrated on sample images), checks the float32 model
+against the JAX network in onnxruntime (max abs difference of the logits, at most 1e-4), prints
+flash (the int8 model's weight bytes) and peak SRAM (activations) against each MCU profile's
+budget, and, as the last line, one JSON object (also in ``DIR/export.json``). With a trained
+``--checkpoint`` it also gives the float32 and int8 accuracy on the evaluation images (the test
+split, or the held-out part of the bundled sample); without one the weights are an
+initialisation: sizes and fit are those of the trained model, accuracies are not reported.
+Exit status 1 when the ONNX model does not match JAX.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+from experiments import cli
+from monas_jax import data, io, space, train
+
+
+def _profiles(names):
+  from monas_jax.hardware import latency
+  names = list(names) or [n for n in latency.builtin_profiles()
+                          if latency.load_profile(n).kind == "mcu"]
+  out = []
+  for n in names:
+    try:
+      p = latency.load_profile(n)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+      raise ValueError(f"--profile={n}: {e}") from None
+    if p.sram_bytes is None or p.flash_bytes is None:
+      raise ValueError(f"--profile={n} is a {p.kind} profile without sram_bytes/flash_bytes; "
+                       "give an MCU profile")
+    out.append(p)
+  return out
+
+
+def read_inputs(arch, checkpoint, out, profiles, dataset, seed):
+  """Checks every input before any compute. Returns (arch, checkpoint file or None, config,
+  profiles)."""
+  if not out:
+    raise ValueError("give --out=DIR for the ONNX files")
+  if dataset not in data.DATASETS:
+    raise ValueError(f"--dataset={dataset!r} is not one of {data.DATASETS}")
+  ckpt = None
+  c = train.default_config(dataset)
+  if checkpoint:
+    ckpt = os.path.join(checkpoint, train.CHECKPOINT) if os.path.isdir(checkpoint) else checkpoint
+    if not os.path.isfile(ckpt):
+      raise FileNotFoundError(f"--checkpoint: {ckpt} does not exist (a training workdir holds "
+                              f"{train.CHECKPOINT})")
+    _, meta = io.read_arrays(ckpt)
+    a = space.Arch.from_string(meta["arch_str"])
+    if arch and space.Arch.from_string(arch) != a:
+      raise ValueError(f"--arch {arch} is not the checkpoint's cell {meta['arch_str']}")
+    c = train.default_config(meta["dataset"])
+    with c.unlocked():
+      c.train.channels, c.train.cells_per_stage = meta["channels"], meta["cells_per_stage"]
+  elif arch:
+    a = space.Arch.from_string(arch)
+  else:
+    raise ValueError("give --arch='|op~0|+|...|' or --checkpoint=DIR")
+  with c.unlocked():
+    c.seed = seed
+  return a, ckpt, c, _profiles(profiles)
+
+
+def verdict_lines(rec, profiles):
+  kib = lambda b: f"{b / 1024:.1f} KiB"  # noqa: E731
+  lines = [f"int8 model: flash {kib(rec['int8_bytes'])} (weights {kib(rec['weight_bytes_by_dtype'].get('int8', 0))} int8 "
+           f"+ biases and scales), peak SRAM {kib(rec['peak_sram_bytes_int8'])} (activations)"]
+  for p in profiles:
+    ff, fs = rec["fits_flash"][p.name], rec["fits_sram"][p.name]
+    lines.append(
+        f"{p.name} ({p.device}): flash {kib(rec['int8_bytes'])} of {kib(p.flash_bytes)} "
+        f"{'fits' if ff else 'DOES NOT FIT'}; SRAM {kib(rec['peak_sram_bytes_int8'])} of "
+        f"{kib(p.sram_bytes)} {'fits' if fs else 'DOES NOT FIT'} -> "
+        f"{'deployable' if ff and fs else 'not deployable as is'}")
+  return lines
+
+
+def run(arch, ckpt, c, profiles, out, calibration: int = 200, check: int = 16,
+        echo=print) -> dict:
+  """Export, check, quantise and measure; returns the record (also written to out/export.json)."""
+  import jax
+  import numpy as np
+  from monas_jax import export
+  from monas_jax.proxies import cost
+  split = train.load_split(c)
+  norm = lambda x: np.asarray(data.normalize(x, c.dataset))  # noqa: E731
+  if ckpt:
+    params, stats, meta = train.read_checkpoint_variables(ckpt)
+    trained = f"checkpoint {ckpt} (step {meta['step']})"
+  else:
+    net = train.make_network(c, arch)
+    state = train.init_state(c, net, train.make_optimizer(c, 1), jax.random.key(c.seed))
+    params, stats = jax.device_get(state.params), jax.device_get(state.batch_stats)
+    trained = "untrained initialisation (no --checkpoint): accuracy not reported"
+  echo(f"weights: {trained}; data: {split.source}")
+  # Calibrate on training images, check and evaluate on the evaluation images.
+  rec = export.export_cell(
+      ops=arch.ops, params=params, batch_stats=stats, channels=c.train.channels,
+      cells_per_stage=c.train.cells_per_stage, num_classes=data.NUM_CLASSES[c.dataset],
+      check_images=norm(split.x_eval[:check]), calibration_images=norm(split.x_train[:calibration]),
+      out_dir=out, eval_images=norm(split.x_eval) if ckpt else None,
+      eval_labels=split.y_eval if ckpt else None)
+  est = (cost.deployment_memory(arch, c.dataset, c.train.channels, c.train.cells_per_stage)
+         if c.dataset in cost.INPUT_SIZE else {})
+  rec.update({
+      "arch_str": arch.to_string(), "dataset": c.dataset, "weights": trained,
+      "fits_flash": {p.name: bool(rec["int8_bytes"] <= p.flash_bytes) for p in profiles},
+      "fits_sram": {p.name: bool(rec["peak_sram_bytes_int8"] <= p.sram_bytes) for p in profiles},
+      "budgets": {p.name: {"flash_bytes": p.flash_bytes, "sram_bytes": p.sram_bytes}
+                  for p in profiles},
+      "estimate": {k: est[k] for k in ("flash_bytes_int8", "peak_sram_bytes_int8") if k in est},
+      "calibration_images": int(min(calibration, len(split.x_train))),
+  })
+  echo(f"ONNX {rec['onnx_path']}: max |logits - JAX| = {rec['max_abs_diff']:.2e} over "
+       f"{min(check, len(split.x_eval))} images "
+       f"({'matches' if rec['matches'] else 'DOES NOT MATCH'}, tolerance {rec['tolerance']:.0e})")
+  if "accuracy_int8" in rec:
+    echo(f"accuracy on {rec['num_eval']} {split.eval_name} images: float32 "
+         f"{rec['accuracy_float32']:.2f} %, int8 {rec['accuracy_int8']:.2f} %")
+  for line in verdict_lines(rec, profiles):
+    echo(line)
+  io.write_json_atomic(os.path.join(out, "export.json"), rec)
+  return rec
+
+
+def main(argv):
+  del argv
+  F = flags.FLAGS
+  arch, ckpt, c, profiles = cli.run_or_exit(read_inputs, F.arch, F.checkpoint, F.out, F.profile,
+                                            F.dataset, F.seed)
+  cli.validated(c, train.validate_config)
+  rec = cli.run_or_exit(run, arch, ckpt, c, profiles, F.out, F.calibration,
+                        echo=lambda s: print(s))
+  print(json.dumps(rec))
+  sys.exit(0 if rec["matches"] else 1)
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("arch", None, "Arch string of the cell (or the checkpoint's).")
+  flags.DEFINE_string("checkpoint", None, "Training workdir (or its checkpoint.npz).")
+  flags.DEFINE_string("out", None, "Output folder for the ONNX models and export.json.")
+  flags.DEFINE_multi_string("profile", [], "MCU profile(s) to check (default: every MCU profile).")
+  flags.DEFINE_string("dataset", "cifar10", "Dataset of an untrained export (input size, classes).")
+  flags.DEFINE_integer("seed", 0, "Initialisation seed of an untrained export.")
+  flags.DEFINE_integer("calibration", 200, "Training images for int8 calibration.")
+  app.run(main)
