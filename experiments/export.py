@@ -93,7 +93,7 @@ def run(arch, ckpt, c, profiles, out, calibration: int = 200, check: int = 16,
   import jax
   import numpy as np
   from monas_jax import export
-  from monas_jax.proxies import cost
+  from monas_jax.hardware import memory
   split = train.load_split(c)
   norm = lambda x: np.asarray(data.normalize(x, c.dataset))  # noqa: E731
   if ckpt:
@@ -112,8 +112,7 @@ def run(arch, ckpt, c, profiles, out, calibration: int = 200, check: int = 16,
       check_images=norm(split.x_eval[:check]), calibration_images=norm(split.x_train[:calibration]),
       out_dir=out, eval_images=norm(split.x_eval) if ckpt else None,
       eval_labels=split.y_eval if ckpt else None)
-  est = (cost.deployment_memory(arch, c.dataset, c.train.channels, c.train.cells_per_stage)
-         if c.dataset in cost.INPUT_SIZE else {})
+  est = memory.deployment_memory(arch, c.dataset, c.train.channels, c.train.cells_per_stage)
   rec.update({
       "arch_str": arch.to_string(), "dataset": c.dataset, "weights": trained,
       "fits_flash": {p.name: bool(rec["int8_bytes"] <= p.flash_bytes) for p in profiles},

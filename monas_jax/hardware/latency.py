@@ -282,8 +282,8 @@ def fits_memory(profile, flash_bytes: int, peak_sram_bytes: int) -> bool:
 
 def memory_fits(profile, arch, dataset: str = "cifar10") -> bool:
   """Whether a cell deployed in int8 fits an MCU profile (cost model's memory estimates)."""
-  from monas_jax.proxies import cost  # late: the cost model builds Flax shapes on first use
-  mem = cost.deployment_memory(arch, dataset)
+  from monas_jax.hardware import memory
+  mem = memory.deployment_memory(arch, dataset)
   return fits_memory(profile, mem["flash_bytes_int8"], mem["peak_sram_bytes_int8"])
 
 
@@ -295,9 +295,9 @@ def describe_fields(arch, dataset: str = "cifar10") -> dict[str, Any]:
     32x32 input at batch 1, whatever ``dataset``); ``fits``: {MCU profile name: bool}, int8
     weights in flash and peak int8 activations in SRAM for ``dataset``'s input size.
   """
-  from monas_jax.proxies import cost
+  from monas_jax.hardware import memory
   a = space.to_arch(arch)
-  mem = cost.deployment_memory(a, dataset)
+  mem = memory.deployment_memory(a, dataset)
   latency, fits = {}, {}
   for name in builtin_profiles():
     p = load_profile(name)

@@ -1,0 +1,68 @@
+r"""The memory model meets the exported int8 models: estimate vs ONNX, per cell.
+
+  python benchmarks/memory_check.py [--cells=12] [--out=runs/memory_check]
+
+For each cell (the CIFAR-10 and CIFAR-100 optima, a pooling-and-skip cell, a cell whose output is
+zero, then random cells) it exports the C=16, N=5 CIFAR-10 network (initialisation weights: sizes
+do not depend on the values) to ONNX and int8 (monas_jax.export), and compares
+``hardware.memory.deployment_memory`` with
+- flash: the bytes of the int8 model's initializers (int8 weights, int32 biases, float32 scales
+  and zero points);
+- peak SRAM: the liveness peak of the exported graph's activations at one byte an element.
+Prints a markdown table and writes ``OUT/memory_check.json``.
+"""
+import argparse
+import os
+import sys
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from monas_jax import data, export, io, space, train  # noqa: E402
+from monas_jax.hardware import memory  # noqa: E402
+
+FIXED = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|avg_pool_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|none~2|",
+]
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--cells", type=int, default=12)
+  ap.add_argument("--out", default="runs/memory_check")
+  a = ap.parse_args()
+  rng = np.random.default_rng(0)
+  archs = [space.Arch.from_string(s) for s in FIXED]
+  while len(archs) < a.cells:
+    archs.append(space.Arch(tuple(int(o) for o in rng.integers(0, space.NUM_OPS, space.NUM_EDGES))))
+  c = train.default_config("cifar10")
+  x, _, _ = data.load_images("cifar10", None)
+  xn = np.asarray(data.normalize(x[:16], "cifar10"))
+  rows = []
+  for i, arch in enumerate(archs):
+    net = train.make_network(c, arch)
+    st = train.init_state(c, net, train.make_optimizer(c, 1), jax.random.key(i))
+    rec = export.export_cell(ops=arch.ops, params=jax.device_get(st.params),
+                             batch_stats=jax.device_get(st.batch_stats), channels=16,
+                             cells_per_stage=5, num_classes=10, check_images=xn[:2],
+                             calibration_images=xn, out_dir=os.path.join(a.out, f"cell{i}"))
+    est = memory.deployment_memory(arch, "cifar10")
+    row = {"arch_str": arch.to_string(), "max_abs_diff": rec["max_abs_diff"],
+           "flash_estimate": est["flash_bytes_int8"], "flash_onnx": rec["int8_bytes"],
+           "flash_onnx_by_dtype": rec["weight_bytes_by_dtype"],
+           "sram_estimate": est["peak_sram_bytes_int8"], "sram_onnx": rec["peak_sram_bytes_int8"],
+           "peak_node": rec["peak_node"]}
+    rows.append(row)
+    print(f"| `{arch.to_string()}` | {row['flash_estimate']} | {row['flash_onnx']} | "
+          f"{100 * (row['flash_estimate'] / row['flash_onnx'] - 1):+.1f} % | "
+          f"{row['sram_estimate']} | {row['sram_onnx']} | "
+          f"{100 * (row['sram_estimate'] / row['sram_onnx'] - 1):+.1f} % |", flush=True)
+  io.write_json_atomic(os.path.join(a.out, "memory_check.json"), {"rows": rows, **io.environment()})
+
+
+if __name__ == "__main__":
+  main()
