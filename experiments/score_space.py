@@ -32,7 +32,8 @@ import tqdm
 
 from experiments import cli
 from monas_jax import benchmark, config as config_lib, data, io
-from monas_jax.proxies import cost, indicators, ntk
+from monas_jax.proxies import cost, indicators, ntk, zero_cost
+from monas_jax.search import compose
 from monas_jax.search.evaluate import BatchEvaluator, default_chunk_size
 
 
@@ -48,7 +49,10 @@ def condition_numbers(eigvals_ascending: np.ndarray, max_index: int) -> np.ndarr
   ev = np.asarray(eigvals_ascending, np.float64)
   with np.errstate(divide="ignore", invalid="ignore"):
     k = ev[:, -1:] / ev[:, :max_index + 1]
-  return np.where(np.isfinite(k), k, ntk.NAN_CONDITION)
+  # As ntk.condition_number: NaN -> 1e5; a singular kernel (lambda <= 0, or +inf) -> max.
+  big = np.finfo(np.float32).max
+  return np.where(np.isnan(k), ntk.NAN_CONDITION,
+                  np.where((ev[:, :max_index + 1] <= 0) | np.isinf(k), big, k))
 
 
 def _read_jsonl(pattern: str) -> dict[int, dict]:
@@ -98,6 +102,59 @@ def _score(config, cells, path, images, echo, desc, with_regions):
       f.flush()
 
 
+def proxy_groups(names) -> list[tuple[str, tuple[str, ...]]]:
+  """(file tag, proxies computed together) for the proxies asked for; flops and params are
+  read from the cost table at report time, not scored."""
+  out = []
+  for n in names:
+    if n in ("flops", "params"):
+      continue
+    g = next((g for g, m in zero_cost.GROUPS.items() if n in m), n)
+    members = zero_cost.GROUPS.get(g, (n,))
+    if all(g != t for t, _ in out):
+      out.append((g, members))
+  return out
+
+
+def _score_proxies(config, cells, workdir, data_arg, echo, names):
+  """Appends one record per cell and proxy group to ``zc.<group>.<shard>.jsonl`` (resumable)."""
+  shard = config_shard(config)
+  base = jax.random.key(config.seed)
+  for tag, members in proxy_groups(names):
+    path = os.path.join(workdir, f"zc.{tag}.{shard}.jsonl")
+    done = _read_jsonl(path.replace(shard, "shard*"))
+    todo = [int(i) for i in cells if int(i) not in done]
+    if not todo:
+      continue
+    ev = BatchEvaluator(zero_cost.proxy_fn(config, members), data_arg, 1)
+    echo(f"{tag}: {len(todo)} cells to score ({len(cells) - len(todo)} done); compile "
+         f"{ev.compile_seconds:.1f} s")
+    table = benchmark.load_table()
+    with open(path, "a") as f:
+      for idx in tqdm.tqdm(todo, desc=tag, unit="cell", file=sys.stderr):
+        mask = np.eye(5, dtype=np.float32)[table.ops[idx]][None]
+        k_data, k_init = jax.random.split(jax.random.fold_in(base, idx))
+        t = time.perf_counter()
+        v = ev(mask, k_data, k_init)[0]
+        rec = {"nb201_index": idx, "arch_str": table.arch_str[idx],
+               **{m: float(x) for m, x in zip(members, v)},
+               "seconds": time.perf_counter() - t}
+        f.write(json.dumps(rec) + "\n")
+        f.flush()
+
+
+def read_proxies(workdir: str, names) -> dict[str, dict[int, float]]:
+  """proxy name -> {nb201 index: value} from every shard's zc files in ``workdir``."""
+  out = {}
+  for tag, members in proxy_groups(names):
+    recs = _read_jsonl(os.path.join(workdir, f"zc.{tag}.shard*.jsonl"))
+    for m in members:
+      if m in names:
+        out[m] = {i: r[m] for i, r in recs.items()}
+      out.setdefault(f"seconds:{tag}", {}).update({i: r["seconds"] for i, r in recs.items()})
+  return out
+
+
 def config_shard(config) -> str:
   return f"shard{config.shard_index}-of-{config.num_shards}"
 
@@ -120,14 +177,20 @@ def run(config, workdir: str, echo=print) -> dict | None:
   """Scores this shard's cells, then reports if every shard is done. Returns correlations."""
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
-  images_np, _, source = data.load_images(config.dataset, config.data_dir)
+  images_np, labels_np, source = data.load_images(config.dataset, config.data_dir)
   images = jnp.asarray(images_np)
   echo(f"data: {source}")
   cells = sample_cells(config.num_cells, config.seed)
   mine = cells[config.shard_index::config.num_shards]
   shard = config_shard(config)
-  _score(config, mine, os.path.join(workdir, f"records.{shard}.jsonl"), images, echo,
-         f"{config.dataset} n={config.ntk.batch_size}", with_regions=True)
+  if config.score.ntk:
+    _score(config, mine, os.path.join(workdir, f"records.{shard}.jsonl"), images, echo,
+           f"{config.dataset} n={config.ntk.batch_size}", with_regions=True)
+  data_arg = (images, jnp.asarray(labels_np))
+  _score_proxies(config, mine, workdir, data_arg, echo, config.score.proxies)
+  extra = cells[:config.score.extra_cells]
+  _score_proxies(config, extra[config.shard_index::config.num_shards], workdir, data_arg, echo,
+                 config.score.extra_proxies)
   sweep = cells[:config.score.sweep_cells]
   sweep_mine = sweep[config.shard_index::config.num_shards]
   for b in config.score.batch_sizes:
@@ -140,24 +203,93 @@ def run(config, workdir: str, echo=print) -> dict | None:
   return report(config, workdir, cells, source, echo)
 
 
+# Published Kendall tau vs test accuracy over all 15,625 cells, C10 / C100 / IN16
+# (../shared/docs/PROXIES.md); None where the source gives no tau.
+PUBLISHED_TAU = {
+    "az_nas (E+P+T+FLOPs)": (0.741, 0.723, 0.710), "zico": (0.589, 0.620, 0.614),
+    "naswot": (0.571, 0.607, 0.605), "jacov": (0.616, 0.639, 0.602), "tenas": (0.536, 0.537, 0.523),
+    "vkdnw": (0.750, 0.753, 0.743),
+}
+_DATASET_COL = {"cifar10": 0, "cifar100": 1, "imagenet16_120": 2}
+
+
+def ensemble_score(config, values: dict[str, np.ndarray]) -> np.ndarray:
+  """The configured ensemble's composed score over cells (higher is better)."""
+  e = config.ensemble
+  dirs = {**zero_cost.HIGHER_IS_BETTER, "latency": False}
+  return compose.compose({n: values[n] for n in e.indicators}, dirs,
+                         dict(zip(e.indicators, e.weights)), e.rule)
+
+
+def proxy_correlations(config, workdir, idx, acc, table) -> tuple[dict, dict]:
+  """Correlations of every scored proxy (over the cells that have it) and of the ensemble.
+
+  Returns (correlations {name: {kendall_tau, spearman_rho, num_cells}}, seconds per cell
+  {group: median}).
+  """
+  names = list(dict.fromkeys(tuple(config.score.proxies) + tuple(config.score.extra_proxies)))
+  got = read_proxies(workdir, names)
+  ops = table.ops[idx]
+  masks = np.eye(5, dtype=np.float32)[ops]
+  ct = cost.cost_table(config.dataset)
+  values = {"flops": np.array(jax.vmap(ct.flops_M)(jnp.asarray(masks)), np.float64),
+            "params": np.array(jax.vmap(ct.params_M)(jnp.asarray(masks)), np.float64)}
+  out = {}
+  pos = {int(i): j for j, i in enumerate(idx)}
+  for n in names:
+    if n in values:
+      continue
+    have = [i for i in idx if int(i) in got.get(n, {})]
+    if len(have) < 3:
+      continue
+    v = np.array([got[n][int(i)] for i in have])
+    a = acc[[pos[int(i)] for i in have]]
+    out[n] = {**correlations(a, {n: v})[n], "num_cells": len(have)}
+    if len(have) == len(idx):
+      values[n] = v
+  for n in ("flops", "params"):
+    out[n] = {**correlations(acc, {n: values[n]})[n], "num_cells": len(idx)}
+  if all(n in values for n in config.ensemble.indicators):
+    out["ensemble"] = {**correlations(acc, {"e": ensemble_score(config, values)})["e"],
+                       "num_cells": len(idx)}
+  seconds = {k.split(":", 1)[1]: float(np.median(list(v.values())))
+             for k, v in got.items() if k.startswith("seconds:") and v}
+  return out, seconds
+
+
 def report(config, workdir, cells, source, echo) -> dict | None:
+  idx = np.asarray(cells, int)
+  acc = benchmark.test_accuracy(config.dataset)[idx]
+  table = benchmark.load_table()
+  corr, seconds = proxy_correlations(config, workdir, idx, acc, table)
+  missing = [n for n in config.score.proxies if n not in ("flops", "params")
+             and corr.get(n, {}).get("num_cells", 0) < len(idx)]
+  if missing:
+    echo(f"proxy {missing[0]!r} is not scored on all {len(idx)} cells yet; run the other "
+         "shards, then any shard again to report")
+    return None
+  if not config.score.ntk:
+    corr["composed"] = dict(corr["ensemble"]) if "ensemble" in corr else {}
+    _write_proxy_report(config, workdir, corr, seconds, len(idx), source, echo)
+    return corr
   recs = _read_jsonl(os.path.join(workdir, "records.shard*.jsonl"))
   missing = [int(i) for i in cells if int(i) not in recs]
   if missing:
     echo(f"{len(cells) - len(missing)} of {len(cells)} cells scored; run the other shards, then "
          "any shard again to report")
     return None
-  idx = np.asarray(cells, int)
-  acc = benchmark.test_accuracy(config.dataset)[idx]
   eig = np.array([recs[i]["eigenvalues"] for i in idx])
   ks = condition_numbers(eig, config.score.max_cond_index)
   r = np.array([recs[i]["R"] for i in idx])
   f = np.array([recs[i]["F"] for i in idx])
   main = {f"K{i}": ks[:, i] for i in range(4)}
   main.update({"R": r, "F": f, "tenas": tenas_rank(ks[:, config.ntk.cond_index], r)})
-  corr = correlations(acc, main)
-  corr_path = os.path.join(workdir, "correlations.json")
-  io.write_json_atomic(corr_path, corr)
+  corr.update(correlations(acc, main))
+  # tenas_rank is lower-is-better; the composed score is reported higher-is-better.
+  composed = ({k: -v for k, v in corr["tenas"].items()} if config.search.mode == "monas"
+              else corr.get("ensemble", {}))
+  corr["composed"] = dict(composed)
+  _write_proxy_report(config, workdir, corr, seconds, len(idx), source, echo)
   # Sweeps: tau of K_i for every i; tau of K (cond_index) and TE-NAS for every batch size.
   cond_sweep = {i: correlations(acc, {"K": ks[:, i]})["K"] for i in range(ks.shape[1])}
   sweep_idx = idx[:config.score.sweep_cells]
@@ -189,6 +321,31 @@ def report(config, workdir, cells, source, echo) -> dict | None:
   echo(md)
   echo(json.dumps(corr))
   return corr
+
+
+def _write_proxy_report(config, workdir, corr, seconds, n, source, echo):
+  """correlations.json and proxies.md: every indicator's tau next to the published figure."""
+  io.write_json_atomic(os.path.join(workdir, "correlations.json"), corr)
+  col = _DATASET_COL[config.dataset]
+  lines = [f"## {config.dataset}: {n} random cells, data {source}, test accuracy as ground truth",
+           "", f"composed = {config.search.mode} mode; ensemble = {config.ensemble.rule} of "
+           f"{', '.join(config.ensemble.indicators)}", "",
+           "| indicator | cells | Kendall tau | Spearman rho | published tau (all cells) | "
+           "median s per cell |", "| --- | --- | --- | --- | --- | --- |"]
+  group_of = {m: g for g, ms in zero_cost.GROUPS.items() for m in ms}
+  pub_key = {"ensemble": "az_nas (E+P+T+FLOPs)"}
+  for k, v in corr.items():
+    if not v:
+      continue
+    pub = PUBLISHED_TAU.get(pub_key.get(k, k))
+    sec = seconds.get(group_of.get(k, k))
+    lines.append(f"| {k} | {v.get('num_cells', n)} | {v['kendall_tau']:.3f} | "
+                 f"{v['spearman_rho']:.3f} | {'' if pub is None else f'{pub[col]:.3f}'} | "
+                 f"{'' if sec is None else f'{sec:.3f}'} |")
+  md = "\n".join(lines) + "\n"
+  with open(os.path.join(workdir, "proxies.md"), "w") as fh:
+    fh.write(md)
+  echo(md)
 
 
 def _markdown(config, corr, cond_sweep, batch_sweep, n, n_sweep, source) -> str:

@@ -69,7 +69,7 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
   os.makedirs(workdir, exist_ok=True)
   ckpt_path = os.path.join(workdir, CHECKPOINT)
   chash = config_hash(config)
-  images_np, _, source = data.load_images(config.dataset, config.data_dir)
+  images_np, labels_np, source = data.load_images(config.dataset, config.data_dir)
   if config.data_dir is None:
     echo(f"data: no config.data_dir given, using the bundled sample ({source})")
   else:
@@ -91,22 +91,31 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
   budget = search.budget_from_config(config)
   budget.check_reachable(state.mask)  # fail before compiling anything
   t = time.perf_counter()
-  settings = search.make_settings(config, jnp.asarray(images_np), source)
+  settings = search.make_settings(config, jnp.asarray(images_np), source,
+                                  labels=jnp.asarray(labels_np))
   compile_s = settings.compile_seconds
   setup_s = time.perf_counter() - t - compile_s
-  compute_before = sum(ev.compute_seconds for ev in settings.evaluators.values())
+  evs = (list(settings.evaluators.values()) if isinstance(settings.evaluators, dict)
+         else [ev for _, ev in settings.evaluators])
+  compute_before = sum(ev.compute_seconds for ev in evs)
 
   def seconds():
     return {"compile": previous_seconds["compile"] + compile_s,
             "compute": previous_seconds["compute"] - compute_before
-                       + sum(ev.compute_seconds for ev in settings.evaluators.values())}
+                       + sum(ev.compute_seconds for ev in evs)}
 
   def checkpoint(s):
     progress.close()
     io.write_json_atomic(ckpt_path, {"config_hash": chash, "state": s.to_json(),
                                      "seconds": seconds()})
-    pruned = ", ".join(f"e{p['edge']}:{p['op']}" for p in s.history[-1]["pruned"])
-    echo(f"round {s.round}: pruned {pruned}; checkpoint written")
+    last = s.history[-1]
+    if last.get("kind") == "final":
+      n = len(last["cells"])
+      echo(f"round {s.round}: scored the {n} remaining cells, kept "
+           f"{space.Arch.from_mask(s.mask).to_string()}; checkpoint written")
+    else:
+      pruned = ", ".join(f"e{p['edge']}:{p['op']}" for p in last["pruned"])
+      echo(f"round {s.round}: pruned {pruned}; checkpoint written")
 
   progress = _Progress(quiet)
   try:

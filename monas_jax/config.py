@@ -53,7 +53,15 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.regions.crop = 3
   c.regions.init = "kaiming"  # fan-in for this network
 
+  # Zero-cost proxies (monas_jax/proxies/zero_cost.py) on the benchmark network (C=16, N=5).
+  c.zc = ml_collections.ConfigDict()
+  c.zc.channels = 16
+  c.zc.cells_per_stage = 5
+  c.zc.batch_size = 64  # AZ-NAS, NASLib; NASWOT's paper uses 128
+
   c.search = ml_collections.ConfigDict()
+  # 'monas': the paper's K, R, F, L weighted mean of ranks; 'ensemble': the composition below.
+  c.search.mode = "monas"
   c.search.repeats = 3
   c.search.precision = 3
   c.search.flops_weight = 0.0  # lambda
@@ -64,6 +72,15 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.search.enforce_memory = False  # keep the cell within the MCU profile's SRAM and flash
   c.search.memory_dtype = "int8"
 
+  # The composed zero-cost score of search.mode = 'ensemble' (and of score_space's report).
+  c.ensemble = ml_collections.ConfigDict()
+  c.ensemble.indicators = ("expressivity", "progressivity", "trainability", "flops")
+  c.ensemble.weights = (1.0, 1.0, 1.0, 1.0)
+  c.ensemble.rule = "log_rank"  # 'log_rank' (AZ-NAS) or 'mean_rank' (MONAS Eq. 3)
+  c.ensemble.repeats = 1  # draws of data and weights per evaluation (AZ-NAS: one)
+  # Once at most this many single-path cells remain, score each one directly and keep the best.
+  c.ensemble.final_cells = 64
+
   c.hardware = ml_collections.ConfigDict()
   c.hardware.profile = "stm32f746"
 
@@ -72,7 +89,15 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.shard_index = 0
   c.num_shards = 1
   c.score = ml_collections.ConfigDict()
-  c.score.sweep_cells = 100  # cells of the batch-size sweep (a subset of the sample); 0 = none
+  # Cells of the NTK batch-size sweep (a subset of the sample); 0 = none. Off unless asked:
+  # it costs about 25 minutes for 100 cells on 2 CPU cores.
+  c.score.sweep_cells = 0
+  c.score.ntk = True  # NTK spectra and linear regions (the MONAS indicators) per cell
+  # Zero-cost proxies scored on every cell of the sample, and costlier ones on the first
+  # extra_cells cells only (names from monas_jax.proxies.zero_cost.PROXIES).
+  c.score.proxies = ("expressivity", "progressivity", "trainability", "synflow", "meco")
+  c.score.extra_proxies = ("naswot", "grad_norm", "snip", "jacov", "zico")
+  c.score.extra_cells = 200
   c.score.batch_sizes = (8, 16, 32, 64, 128)
   c.score.max_cond_index = 8  # the K_i sweep reports i = 0..max_cond_index
 
@@ -82,7 +107,11 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
     c.regions.num_samples = 200
     c.search.repeats = 1
     c.num_cells = 8
+    c.zc.channels = 4
+    c.zc.cells_per_stage = 1
+    c.zc.batch_size = 8
     c.score.sweep_cells = 4
+    c.score.extra_cells = 2
     c.score.batch_sizes = (4, 8)
     c.score.max_cond_index = 3
   c.lock()
@@ -136,6 +165,26 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
   if c.regions.init not in ("kaiming", "torch_default"):
     _fail("regions.init", c.regions.init, "'kaiming' or 'torch_default'")
   s = c.search
+  if s.mode not in ("monas", "ensemble"):
+    _fail("search.mode", s.mode, "'monas' or 'ensemble'")
+  e = c.ensemble
+  from monas_jax.proxies import zero_cost as _zc  # late: imports the models
+  bad = [n for n in e.indicators if n not in _zc.PROXIES + ("latency",)]
+  if bad or not e.indicators:
+    _fail("ensemble.indicators", tuple(e.indicators), f"a non-empty subset of {_zc.PROXIES + ('latency',)}")
+  if len(e.weights) != len(e.indicators) or any(float(w) < 0 for w in e.weights):
+    _fail("ensemble.weights", tuple(e.weights), f"{len(e.indicators)} non-negative numbers, one per "
+          "ensemble indicator")
+  if e.rule not in ("log_rank", "mean_rank"):
+    _fail("ensemble.rule", e.rule, "'log_rank' or 'mean_rank'")
+  if not isinstance(e.repeats, int) or e.repeats < 1:
+    _fail("ensemble.repeats", e.repeats, "a positive integer")
+  if not isinstance(e.final_cells, int) or e.final_cells < 1:
+    _fail("ensemble.final_cells", e.final_cells, "a positive integer")
+  if s.mode == "ensemble" and not any(float(w) > 0 for n, w in zip(e.indicators, e.weights)
+                                      if n != "latency"):
+    _fail("ensemble.weights", tuple(e.weights), "at least one positive weight on a zero-cost "
+          "indicator")
   if not isinstance(s.repeats, int) or s.repeats < 1:
     _fail("search.repeats", s.repeats, "a positive integer")
   if not isinstance(s.precision, int) or not 0 <= s.precision <= 8:
@@ -169,6 +218,19 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
     _fail("shard_index", c.shard_index, f"an integer in [0, num_shards = {c.num_shards})")
   if not isinstance(c.score.sweep_cells, int) or c.score.sweep_cells < 0:
     _fail("score.sweep_cells", c.score.sweep_cells, "a non-negative integer")
+  from monas_jax.proxies import zero_cost  # late: imports the models
+  for f in ("proxies", "extra_proxies"):
+    bad = [n for n in c.score[f] if n not in zero_cost.PROXIES]
+    if bad:
+      _fail(f"score.{f}", tuple(c.score[f]), f"names from {zero_cost.PROXIES}")
+  if not isinstance(c.score.extra_cells, int) or c.score.extra_cells < 0:
+    _fail("score.extra_cells", c.score.extra_cells, "a non-negative integer")
+  for f in ("channels", "cells_per_stage", "batch_size"):
+    v = c.zc[f]
+    if not isinstance(v, int) or v < 1:
+      _fail(f"zc.{f}", v, "a positive integer")
+  if c.zc.batch_size < 2:
+    _fail("zc.batch_size", c.zc.batch_size, "at least 2")
   if not c.score.batch_sizes or any(not isinstance(b, int) or b < 2 for b in c.score.batch_sizes):
     _fail("score.batch_sizes", tuple(c.score.batch_sizes), "integers >= 2")
   if not isinstance(c.score.max_cond_index, int) or not (

@@ -145,19 +145,36 @@ class Network(nn.Module):
   ops_per_edge: Optional[Sequence[int]] = None
 
   @nn.compact
-  def __call__(self, x, mask=None, train: bool = True):
-    """x: (n, h, w, 3) normalised images; mask: (6, 5). Returns logits (n, num_classes)."""
+  def __call__(self, x, mask=None, train: bool = True, block_input=None):
+    """x: (n, h, w, 3) normalised images; mask: (6, 5). Returns logits (n, num_classes).
+
+    The stem output and every block output (3N cells, 2 reductions) are sown in the collection
+    ``features`` (tuple ``maps``, in order) when it is mutable. ``block_input(x, l)``, if given,
+    transforms the input of block l (0-based, reductions and cells in order) before the block
+    runs: the zero-cost proxies use it to take each block's vector-Jacobian product in one
+    backward pass (AZ-NAS) and to keep synflow's activations in float32 range.
+    """
     if self.ops_per_edge is None and mask is None:
       raise ValueError("the supernet needs a (6, 5) mask")
     c = self.channels
     x = _conv(c, 3, name="stem_conv")(x)
     x = _bn(train, name="stem_bn")(x)
+    self.sow("features", "maps", x)
+    block = 0
+
+    def enter(x, block):
+      return x if block_input is None else block_input(x, block)
+
     for stage in range(3):
       if stage > 0:
         c *= 2
-        x = ResidualReduction(c, name=f"reduction{stage}")(x, train)
+        x = ResidualReduction(c, name=f"reduction{stage}")(enter(x, block), train)
+        self.sow("features", "maps", x)
+        block += 1
       for i in range(self.cells_per_stage):
-        x = Cell(c, self.ops_per_edge, name=f"stage{stage}_cell{i}")(x, mask, train)
+        x = Cell(c, self.ops_per_edge, name=f"stage{stage}_cell{i}")(enter(x, block), mask, train)
+        self.sow("features", "maps", x)
+        block += 1
     return Head(self.num_classes, name="head")(x, train)
 
 

@@ -49,18 +49,23 @@ def test_condition_numbers_from_spectrum():
   ev = np.array([[1e-3, 0.5, 1.0, 2.0], [0.0, 0.0, 1.0, 4.0]])
   k = score_space.condition_numbers(ev, 2)
   np.testing.assert_allclose(k[0], [2000.0, 4.0, 2.0])
-  assert k[1, 0] == 1e5 and k[1, 2] == 4.0
+  assert k[1, 0] == np.finfo(np.float32).max and k[1, 2] == 4.0  # 4 / 0: singular, not 1e5
+  neg = score_space.condition_numbers(np.array([[-1e-7, 0.5, 2.0], [0.0, 0.0, 0.0]]), 1)
+  assert neg[0, 0] == np.finfo(np.float32).max and neg[0, 1] == 4.0  # never a negative K
+  assert neg[1, 0] == 1e5  # 0 / 0 is NaN: TE-NAS's 1e5
 
 
 def test_score_space_smoke_resumes_and_reports(tmp_path):
   c = config_lib.make_config("cifar10", "smoke")
   c.score.batch_sizes = (c.ntk.batch_size,)  # no extra compile in the fast suite
+  c.score.proxies = c.score.extra_proxies = ()  # proxies: test_score_space_proxies
   c.num_shards = 2
   lines = []
   assert score_space.run(c, str(tmp_path), echo=lines.append) is None  # shard 0 of 2 only
   c.shard_index = 1
   corr = score_space.run(c, str(tmp_path), echo=lines.append)
-  assert set(corr) == {"K0", "K1", "K2", "K3", "R", "F", "tenas"}
+  assert set(corr) == {"K0", "K1", "K2", "K3", "R", "F", "tenas", "flops", "params", "composed"}
+  assert corr["composed"]["kendall_tau"] == -corr["tenas"]["kendall_tau"]  # mode monas
   with open(tmp_path / "correlations.json") as f:
     assert json.load(f) == corr
   assert (tmp_path / "sweeps.png").stat().st_size > 1000

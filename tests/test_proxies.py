@@ -127,3 +127,38 @@ def test_initialize_schemes():
   assert 0 < float(jnp.abs(t["classifier"]["bias"]).max()) <= 1 / 8
   with pytest.raises(ValueError, match="init scheme"):
     models.initialize(jax.random.key(0), params, "xavier")
+
+
+def test_condition_number_guards_singular_kernels():
+  big = np.finfo(np.float32).max
+  # Rounding can make a PSD kernel's smallest eigenvalue slightly negative: K must not turn
+  # negative (it would rank best), nor infinite (relative deltas would be NaN).
+  assert float(ntk.condition_number(jnp.array([-1e-7, 0.5, 2.0]), 0)) == big
+  assert float(ntk.condition_number(jnp.array([0.0, 0.5, 2.0]), 0)) == big
+  assert float(ntk.condition_number(jnp.array([-1e-7, 0.5, 2.0]), 1)) == pytest.approx(4.0)
+
+
+def test_float64_ntk_is_computed_in_float64(smoke):
+  """eig_dtype=float64 builds J J^T in float64, equal to a float64 product of the same J."""
+  _, images = smoke
+  net = models.Network(2, 1, 10)
+  x = data.sample_batch(jax.random.key(1), images, 6, "cifar10")
+  mask = jnp.asarray(space.full_mask(("none",)))
+  v = jax.jit(net.init)(jax.random.key(0), x, mask)  # jitted: eager Flax init is slow on CPU
+  p = jax.jit(lambda k: models.initialize(k, v["params"], "kaiming", "fan_out"))(
+      jax.random.key(2))
+
+  def apply_fn(p, x):
+    return net.apply({"params": p, "batch_stats": v["batch_stats"]}, x, mask, train=True,
+                     mutable=["batch_stats"])[0]
+
+  with jax.enable_x64(True):
+    jac = jax.jit(jax.jacrev(lambda q: jnp.sum(apply_fn(q, x), axis=-1)))(p)
+    rows = np.concatenate([np.asarray(j).reshape(6, -1) for j in jax.tree_util.tree_leaves(jac)],
+                          1).astype(np.float64)
+    want = rows @ rows.T  # numpy, float64
+    theta = jax.jit(lambda p: ntk.empirical_ntk(apply_fn, p, x, None, dtype="float64"))(p)
+    assert theta.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(theta), want, rtol=1e-12)
+  with pytest.raises(ValueError, match="JAX_ENABLE_X64"):
+    ntk.empirical_ntk(apply_fn, p, x, None, dtype="float64")

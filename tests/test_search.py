@@ -187,3 +187,69 @@ def test_latency_weight_and_budget_end_to_end(smoke_run, tmp_path):
   c.search.latency_budget_ms = 0.5
   with pytest.raises(budget_lib.BudgetError, match="0.858"):
     search_cmd.run(c, str(tmp_path / "x"), echo=lambda _: None)
+
+
+# Ranking direction: with all weight on one indicator, a round must prune, on every edge, the
+# operator whose removal leaves the better supernet by that indicator's direction. Flipping
+# any direction (loop's DESCENDING, zero_cost's HIGHER_IS_BETTER) fails these.
+_TARGET = {e: 1 + (e % 3) for e in range(space.NUM_EDGES)}  # op to prune on each edge
+
+
+def _op_table(sign):
+  """(6, 5) values: removing _TARGET[e] on edge e moves the indicator by ``sign`` the most."""
+  t = np.zeros((space.NUM_EDGES, space.NUM_OPS))
+  for e, o in _TARGET.items():
+    t[e, o] = -sign * 10.0  # the supernet's value is sum(mask * t): removing o adds sign * 10
+    t[e, (o % 4) + 1 if (o % 4) + 1 != o else 2] = sign * 1.0
+  return t
+
+
+@pytest.mark.parametrize("short, better", [("K", "lower"), ("R", "higher"), ("F", "lower"),
+                                           ("L", "lower")])
+def test_monas_round_prunes_in_each_indicators_direction(short, better):
+  sign = 1.0 if better == "higher" else -1.0
+  # Positive values keep the relative deltas well defined.
+  t = _op_table(sign) + 100.0 / space.NUM_EDGES
+  settings = _fixed_settings({short: t}, {short: 1.0})
+  state = search_lib.search_round(search_lib.initial_state(0), settings)
+  pruned = {(p["edge"], p["op"]) for p in state.history[-1]["pruned"]}
+  assert pruned == {(e, space.OPS[o]) for e, o in _TARGET.items()}
+
+
+def _ensemble_settings(name, higher, table):
+  ev = lambda masks, key, init_key, **kw: (np.asarray(masks) * table).sum(axis=(1, 2))[:, None]
+  return search_lib.EnsembleSettings(evaluators=(((name,), ev),), directions={name: higher},
+                                     weights={name: 1.0}, final_cells=1)
+
+
+def test_ensemble_round_prunes_in_each_proxys_direction():
+  from monas_jax.proxies import zero_cost
+  for name, higher in {**zero_cost.HIGHER_IS_BETTER, "latency": False}.items():
+    t = _op_table(1.0 if higher else -1.0)
+    s = search_lib.ensemble.prune_round(search_lib.initial_state(0), _ensemble_settings(
+        name, higher, t))
+    pruned = {(p["edge"], p["op"]) for p in s.history[-1]["pruned"]}
+    assert pruned == {(e, space.OPS[o]) for e, o in _TARGET.items()}, name
+
+
+def test_ensemble_final_round_keeps_the_best_cell_within_budget():
+  mask = space.full_mask(("none",))
+  mask[:, 1] = 0.0  # skip out
+  mask[:, 4] = 0.0  # pool out: 2 ops per edge, 64 cells
+  state = search_lib.initial_state(0).replace(mask=mask)
+  table = np.zeros((space.NUM_EDGES, space.NUM_OPS))
+  table[:, 3] = 1.0  # more 1x1 convs = better
+  s = search_lib.ensemble.run(state, _ensemble_settings("synflow", True, table).__class__(
+      **{**_ensemble_settings("synflow", True, table).__dict__, "final_cells": 64}))
+  assert s.done and len(s.history) == 1 and s.history[0]["kind"] == "final"
+  assert len(s.history[0]["cells"]) == 64
+  assert tuple(np.argmax(s.mask, axis=1)) == (3,) * 6
+  # With a latency budget only cells within it are scored, and the result meets it.
+  prof = latency.load_profile("stm32f746")
+  lat = latency.estimate_many_ms(prof, np.array(space.single_path_ops(mask)))
+  b = budget_lib.Budget(profile=prof, latency_ms=float(np.median(lat)))
+  s = search_lib.ensemble.final_round(state, search_lib.EnsembleSettings(
+      evaluators=_ensemble_settings("synflow", True, table).evaluators,
+      directions={"synflow": True}, weights={"synflow": 1.0}, budget=b))
+  assert 0 < len(s.history[0]["cells"]) < 64
+  assert latency.estimate_many_ms(prof, np.argmax(s.mask, axis=1)[None])[0] <= b.latency_ms + 1e-9

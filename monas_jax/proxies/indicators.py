@@ -67,7 +67,9 @@ def ntk_spectrum_fn(config: ml_collections.ConfigDict):
   net = models.Network(c.channels, c.cells_per_stage, data.NUM_CLASSES[ds])
   size = data.IMAGE_SIZE[ds]
   params, stats = _template(net, (c.batch_size, size, size, 3))
-  theta_fn = ntk.make_ntk_fn(net, params, stats, init=c.init, params=c.params)
+  # float64 eigenvalues of a float32 kernel would only be float32 digits: build it in float64.
+  theta_fn = ntk.make_ntk_fn(net, params, stats, init=c.init, params=c.params,
+                             dtype="float64" if c.eig_dtype == "float64" else None)
 
   def fn(mask, images, key, init_key=None):
     k_data, k_init = _keys(key, init_key)

@@ -15,7 +15,8 @@ from monas_jax import models
 
 
 def empirical_ntk(apply_fn: Callable, params, x: jax.Array,
-                  param_filter: Optional[Callable[[tuple, jax.Array], bool]] = None) -> jax.Array:
+                  param_filter: Optional[Callable[[tuple, jax.Array], bool]] = None,
+                  dtype: Optional[str] = None) -> jax.Array:
   """Empirical NTK of ``sum_k apply_fn(params, x)[:, k]`` over a batch.
 
   Args:
@@ -23,9 +24,13 @@ def empirical_ntk(apply_fn: Callable, params, x: jax.Array,
     params: a pytree of arrays.
     x: inputs, leading axis n.
     param_filter: ``(path, leaf) -> bool`` picks the parameters differentiated (default: all).
+    dtype: precision of the product J J^T (default: J's dtype). 'float64' accumulates the
+      kernel in float64 from J (needs JAX_ENABLE_X64).
   Returns:
-    Theta, shape (n, n), float32 (the dtype of the logits).
+    Theta, shape (n, n), in ``dtype`` (default the dtype of the logits).
   """
+  if dtype is not None:
+    _check_dtype(dtype)  # before any compute
   if param_filter is None:
     selected, rest = params, None
     merge = lambda s, r: s
@@ -45,7 +50,9 @@ def empirical_ntk(apply_fn: Callable, params, x: jax.Array,
 
   jac = jax.jacrev(f)(selected)  # pytree of (n, *leaf_shape)
   rows = jnp.concatenate([j.reshape(j.shape[0], -1) for j in jax.tree_util.tree_leaves(jac)], 1)
-  return rows @ rows.T
+  if dtype is not None:
+    rows = rows.astype(dtype)
+  return jnp.dot(rows, rows.T, precision=jax.lax.Precision.HIGHEST)
 
 
 NAN_CONDITION = 1e5  # TE-NAS's stand-in for an undefined condition number
@@ -57,13 +64,17 @@ def weights_only(path, leaf) -> bool:
   return getattr(path[-1], "key", None) in ("kernel", "scale")
 
 
+def _check_dtype(dtype: str) -> None:
+  if dtype == "float64" and not jax.config.jax_enable_x64:
+    raise ValueError("the NTK in float64 needs JAX_ENABLE_X64=1 (or jax_enable_x64=True)")
+
+
 def eigenvalues(theta: jax.Array, dtype: str = "float32") -> jax.Array:
   """Eigenvalues of a symmetric kernel (n, n), ascending, in ``dtype``.
 
   float64 needs ``JAX_ENABLE_X64=1`` (JAX silently computes float32 otherwise, so we refuse).
   """
-  if dtype == "float64" and not jax.config.jax_enable_x64:
-    raise ValueError("eigenvalues in float64 need JAX_ENABLE_X64=1 (or jax_enable_x64=True)")
+  _check_dtype(dtype)
   theta = theta.astype(dtype)
   return jnp.linalg.eigvalsh(0.5 * (theta + theta.T))
 
@@ -75,19 +86,25 @@ def condition_number(eigvals_ascending: jax.Array, index: int = 2) -> jax.Array:
     eigvals_ascending: (n,) as returned by ``eigenvalues``.
     index: i in [0, n-1).
   Returns:
-    scalar; NaN or infinite values become ``NAN_CONDITION`` (1e5) as in TE-NAS.
+    scalar. As TE-NAS's ``np.nan_to_num(cond, nan=1e5)``: NaN (0 / 0) becomes
+    ``NAN_CONDITION``, +inf the largest finite value of the dtype. A zero or negative lambda_(n-i)
+    (a positive semi-definite kernel has none; float rounding makes them) means the kernel is
+    singular: K is the largest finite value, never a negative number that would rank best.
   """
-  k = eigvals_ascending[-1] / eigvals_ascending[index]
-  return jnp.where(jnp.isfinite(k), k, NAN_CONDITION)
+  lam = eigvals_ascending[index]
+  k = eigvals_ascending[-1] / lam
+  big = jnp.finfo(k.dtype).max
+  k = jnp.where(jnp.isnan(k), NAN_CONDITION, jnp.where((lam <= 0) | (k == jnp.inf), big, k))
+  return k
 
 
 def make_ntk_fn(net, template_params, template_stats, *, init: str = "kaiming",
-                params: str = "weights") -> Callable:
+                params: str = "weights", dtype: Optional[str] = None) -> Callable:
   """Builds ``theta_fn(mask, x, init_key) -> Theta (n, n)`` for a masked Flax network.
 
   The network runs with training-mode BatchNorm (batch statistics; the running-statistics
   update is discarded). Parameters are redrawn from ``init_key`` with ``init`` (Kaiming uses
-  fan-out, as TE-NAS intends for this network).
+  fan-out, as TE-NAS intends for this network). ``dtype='float64'`` computes J J^T in float64.
   """
   param_filter = weights_only if params == "weights" else None
 
@@ -98,7 +115,7 @@ def make_ntk_fn(net, template_params, template_stats, *, init: str = "kaiming",
       return net.apply({"params": p, "batch_stats": template_stats}, x, mask, train=True,
                        mutable=["batch_stats"])[0]
 
-    return empirical_ntk(apply_fn, p, x, param_filter)
+    return empirical_ntk(apply_fn, p, x, param_filter, dtype)
 
   return theta_fn
 

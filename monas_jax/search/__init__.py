@@ -4,15 +4,23 @@ from __future__ import annotations
 import ml_collections
 
 from monas_jax.proxies import indicators
-from monas_jax.search import ranking
+from monas_jax.search import ensemble, ranking
 from monas_jax.search.budget import Budget, BudgetError, from_config as budget_from_config
+from monas_jax.search.ensemble import EnsembleSettings
 from monas_jax.search.evaluate import BatchEvaluator, default_chunk_size
-from monas_jax.search.loop import RoundSettings, candidates, run, search_round, SHORT
+from monas_jax.search import loop
+from monas_jax.search.loop import RoundSettings, candidates, search_round, SHORT
 from monas_jax.search.state import SearchState, initial_state
 
-__all__ = ["Budget", "BudgetError", "BatchEvaluator", "RoundSettings", "SearchState",
-           "budget_from_config", "candidates", "default_chunk_size", "initial_state",
-           "make_settings", "run", "search_round"]
+__all__ = ["Budget", "BudgetError", "BatchEvaluator", "EnsembleSettings", "RoundSettings",
+           "SearchState", "budget_from_config", "candidates", "default_chunk_size",
+           "initial_state", "make_settings", "run", "search_round"]
+
+
+def run(state, settings, on_round=None, progress=None):
+  """Runs the search of either mode to a single cell (see loop.run and ensemble.run)."""
+  mod = ensemble if isinstance(settings, EnsembleSettings) else loop
+  return mod.run(state, settings, on_round=on_round, progress=progress)
 
 
 _EVALUATORS: dict = {}
@@ -31,14 +39,54 @@ def _evaluator(config, name: str, images, source) -> tuple[BatchEvaluator, float
   return ev, ev.compile_seconds
 
 
-def make_settings(config: ml_collections.ConfigDict, images, source=None) -> RoundSettings:
+def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
+  """Compiles the ensemble's indicators: one evaluator for every zero-cost proxy together (one
+  call per mask), one for latency if it is weighted."""
+  from monas_jax.proxies import zero_cost
+  e, s = config.ensemble, config.search
+  names = tuple(n for n, w in zip(e.indicators, e.weights) if float(w) > 0 and n != "latency")
+  acc_w = {n: float(w) for n, w in zip(e.indicators, e.weights) if float(w) > 0}
+  acc_w.pop("latency", None)
+  total = sum(acc_w.values())
+  # Accuracy indicators share 1 - lambda - mu; FLOPs gains lambda and latency mu (as in MONAS).
+  scale = (1.0 - s.flops_weight - s.latency_weight) / total
+  weights = {n: w * scale for n, w in acc_w.items()}
+  if s.flops_weight > 0:
+    weights["flops"] = weights.get("flops", 0.0) + float(s.flops_weight)
+    names = names if "flops" in names else names + ("flops",)
+  evaluators, compile_s = [], 0.0
+  chunk = config.ntk.chunk_size or default_chunk_size()
+  key = ("ensemble", names, config.dataset, config.zc.to_json(), chunk,
+         source if source is not None else id(images))
+  if key not in _EVALUATORS:
+    data_arg = (images, labels) if labels is not None else images
+    _EVALUATORS[key] = BatchEvaluator(zero_cost.proxy_fn(config, names), data_arg, chunk)
+    compile_s += _EVALUATORS[key].compile_seconds
+  evaluators.append((names, _EVALUATORS[key]))
+  dirs = dict(zero_cost.HIGHER_IS_BETTER)
+  if s.latency_weight > 0:
+    ev, c = _evaluator(config, "latency", images, source)
+    evaluators.append((("latency",), ev))
+    compile_s += c
+    weights["latency"] = float(s.latency_weight)
+    dirs["latency"] = False
+  return EnsembleSettings(
+      evaluators=tuple(evaluators), directions=dirs, weights=weights, rule=e.rule,
+      repeats=e.repeats, final_cells=e.final_cells, prune_per_round=s.prune_per_round,
+      budget=budget_from_config(config), compile_seconds=compile_s)
+
+
+def make_settings(config: ml_collections.ConfigDict, images, source=None, labels=None):
   """Compiles the indicators a config needs and returns the round settings.
 
   K and R are evaluated when their weight (1 - lambda - mu) / 2 is positive; F and L always
   (they cost microseconds and every round records them). ``source`` names the images (as
   data.load_images does) so that compiled evaluators are reused across calls; the settings'
-  ``compile_seconds`` counts only compiles done by this call.
+  ``compile_seconds`` counts only compiles done by this call. Mode 'ensemble' returns
+  EnsembleSettings (``labels`` are needed when a label proxy is in the ensemble).
   """
+  if config.search.mode == "ensemble":
+    return _ensemble_settings(config, images, labels, source)
   s = config.search
   w = ranking.weights(s.flops_weight, s.latency_weight)
   names = [n for n in indicators.NAMES if n in ("flops", "latency") or w[SHORT[n]] > 0]

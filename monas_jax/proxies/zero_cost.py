@@ -1,0 +1,456 @@
+"""Published training-free proxies as pure functions of an operator mask.
+
+Every proxy here runs on the C=16, N=5 NAS-Bench-201 network (``models.Network``; the
+benchmark network, the one the published correlations score), with the (6, 5) mask selecting
+its operators: a one-hot mask is the standalone cell's network, a multi-operator mask the
+supernet whose edges average their active operators. One compile serves every mask.
+
+Signature (as every indicator of this package): ``fn(mask, data, key, init_key=None)`` where
+``data`` is uint8 images (n, h, w, 3) or a pair (images, integer labels (n,)) for the proxies
+that need labels (grad_norm, snip, ZiCo); ``key`` draws the batch, ``init_key`` (default: split
+from ``key``) the weights. Each follows its authors' code; where that code and its paper differ
+the choice is named in the function's docstring.
+
+  proxy          authors' code                          init              input
+  az_nas (E,P,T) cvlab-yonsei/AZ-NAS compute_az_nas_score Kaiming normal fan-in  64 N(0,1) images
+  naswot         BayesWatch/nas-without-training         PyTorch default   64 real images
+  synflow        SamsungLabs/zero-cost-nas, NASLib       PyTorch default   one all-ones image
+  grad_norm/snip NASLib measures                         PyTorch default   64 labelled images
+  jacov          NASLib jacob_cov                        PyTorch default   64 real images
+  zico           SLDGroup/ZiCo compute_zico              PyTorch default   2 x 64 labelled images
+  meco           HamsterMimi/MeCo meco.py                PyTorch default   one N(0,1) 64x64 image
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from monas_jax import data as data_lib, models, space
+
+# Every proxy's direction: True when a larger value predicts a more accurate cell.
+HIGHER_IS_BETTER = {
+    "expressivity": True, "progressivity": True, "trainability": True, "naswot": True,
+    "synflow": True, "grad_norm": True, "snip": True, "jacov": True, "zico": True, "meco": True,
+    "params": True, "flops": True,
+}
+PROXIES = tuple(HIGHER_IS_BETTER)
+# Proxies computed together from one forward/backward pass.
+GROUPS = {"az_nas": ("expressivity", "progressivity", "trainability"),
+          "gradients": ("grad_norm", "snip")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Bench:
+  """The benchmark network and zero-valued templates of its variables."""
+
+  net: models.Network
+  params: dict
+  stats: dict
+  dataset: str
+  image_size: int
+
+  @property
+  def num_classes(self) -> int:
+    return self.net.num_classes
+
+
+def bench(dataset: str, channels: int = 16, cells_per_stage: int = 5) -> Bench:
+  """The C=channels, N=cells_per_stage network of ``dataset`` with template variables."""
+  net = models.Network(channels, cells_per_stage, data_lib.NUM_CLASSES[dataset])
+  size = data_lib.IMAGE_SIZE[dataset]
+  v = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((2, size, size, 3)),
+                     jnp.ones((space.NUM_EDGES, space.NUM_OPS)))
+  zeros = lambda t: jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), t)
+  return Bench(net, zeros(v["params"]), zeros(v["batch_stats"]), dataset, size)
+
+
+def _split(data):
+  if isinstance(data, (tuple, list)):
+    return data[0], data[1]
+  return data, None
+
+
+def _keys(key, init_key):
+  k_data, k_init = jax.random.split(key)
+  return k_data, (k_init if init_key is None else init_key)
+
+
+def _labelled_batch(key, images, labels, batch_size, dataset):
+  """Augmented, normalised images (b, h, w, 3) and their labels (b,), the same draw."""
+  if labels is None:
+    raise ValueError("this proxy needs labels: pass data=(images, labels)")
+  k_idx, k_aug = jax.random.split(key)
+  idx = data_lib._spread_indices(k_idx, images.shape[0], batch_size)
+  x = data_lib.normalize(data_lib.augment(k_aug, jnp.asarray(images)[idx], dataset), dataset)
+  return x, jnp.asarray(labels)[idx].astype(jnp.int32)
+
+
+def _apply(b: Bench, p, x, mask, *, train=True, stats=None, block_input=None, collections=()):
+  """Logits and the requested sown collections; BatchNorm updates are discarded."""
+  out, state = b.net.apply({"params": p, "batch_stats": b.stats if stats is None else stats},
+                           x, mask, train=train, block_input=block_input,
+                           mutable=["batch_stats", *collections])
+  return out, state
+
+
+def _is_weight(path) -> bool:
+  """Conv and Dense kernels: the layers every gradient proxy sums over (nn.Conv2d/nn.Linear)."""
+  return getattr(path[-1], "key", None) == "kernel"
+
+
+def _weights(tree):
+  return [l for p, l in jax.tree_util.tree_flatten_with_path(tree)[0] if _is_weight(p)]
+
+
+def _active_weight_masks(params, mask):
+  """Per kernel leaf 1.0 when its operator is active in ``mask`` (always for stem/reductions/
+  classifier), so a supernet's pruned operators do not count as layers."""
+  out = []
+  for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]:
+    if not _is_weight(path):
+      continue
+    names = [getattr(p, "key", None) for p in path]
+    m = jnp.asarray(1.0)
+    for i, n in enumerate(names):
+      if isinstance(n, str) and n.startswith("edge") and n[4:].isdigit():
+        m = mask[int(n[4:]), space.OP_INDEX[names[i + 1]]]
+    out.append(m)
+  return out
+
+
+# --------------------------------------------------------------------------------------------
+# AZ-NAS: expressivity, progressivity, trainability.
+
+def _entropy_of_covariance(f):
+  """Entropy of the normalised eigenvalues of the channel covariance of a map (n, h, w, c)."""
+  z = f.reshape(-1, f.shape[-1])
+  z = z - z.mean(axis=0, keepdims=True)
+  sigma = z.T @ z / z.shape[0]
+  s = jnp.linalg.eigvalsh(sigma)
+  p = s / jnp.sum(s)
+  return jnp.sum(-p * jnp.log(p + 1e-8))
+
+
+def _space_to_depth(g, r):
+  n, h, w, c = g.shape
+  g = g.reshape(n, h // r, r, w // r, r, c).transpose(0, 1, 3, 5, 2, 4)
+  return g.reshape(n, h // r, w // r, c * r * r)  # PixelUnshuffle's channel order
+
+
+def _pair_trainability(g_in, g_out):
+  """-s_max - 1/s_max + 2 of G_in^T G_out / (BHW); -inf when the block is the identity."""
+  same = jnp.all(g_in == g_out) if g_in.shape == g_out.shape else jnp.asarray(False)
+  if g_in.shape[1] != g_out.shape[1]:
+    g_in = _space_to_depth(g_in, g_in.shape[1] // g_out.shape[1])
+  a = g_in.reshape(-1, g_in.shape[-1])
+  o = g_out.reshape(-1, g_out.shape[-1])
+  mat = a.T @ o / o.shape[0]
+  s_max = jnp.linalg.svd(mat, compute_uv=False)[0]
+  score = -s_max - 1.0 / (s_max + 1e-6) + 2.0
+  return jnp.where(same, -jnp.inf, score)
+
+
+def az_nas_fn(b: Bench, batch_size: int = 64) -> Callable:
+  """``fn(mask, data, key, init_key) -> (3,)``: AZ-NAS expressivity, progressivity, trainability.
+
+  Follows compute_az_nas_score.py: Kaiming-normal fan-in weights, training-mode BatchNorm, a
+  batch of N(0, 1) images (the data argument is unused), feature maps = stem output and every
+  cell and reduction output (3N + 3 maps). Trainability uses one backward pass for all block
+  pairs (``probes``: each block's input is detached, so the gradient reaching block l's probe is
+  exactly that block's VJP of the +-1 cotangent at its output). NaN becomes -inf, as the
+  reference does. Units: nats (E, P); T is dimensionless (<= 0).
+  """
+
+  def fn(mask, data, key, init_key=None):
+    del data
+    k_data, k_init = _keys(key, init_key)
+    k_x, k_g = jax.random.split(k_data)
+    p = models.initialize(k_init, b.params, "kaiming", "fan_in")
+    x = jax.random.normal(k_x, (batch_size, b.image_size, b.image_size, 3))
+    _, st = _apply(b, p, x, mask, collections=("features",))
+    maps = st["features"]["maps"]
+    ent = jnp.stack([_entropy_of_covariance(f) for f in maps])
+    expressivity = jnp.sum(ent)
+    progressivity = jnp.min(ent[1:] - ent[:-1])
+    # Trainability: probes at every block input, cotangents +-1 at every block output.
+    probes = [jnp.zeros_like(f) for f in maps[:-1]]
+    gks = jax.random.split(k_g, len(maps) - 1)
+    g_outs = [jax.random.rademacher(k, f.shape, f.dtype) for k, f in zip(gks, maps[1:])]
+
+    def outputs(probes):
+      _, s = _apply(b, p, x, mask, block_input=lambda h, l: jax.lax.stop_gradient(h) + probes[l],
+                    collections=("features",))
+      return s["features"]["maps"][1:]
+
+    _, vjp = jax.vjp(outputs, probes)
+    (g_ins,) = vjp(tuple(g_outs))
+    t = jnp.stack([_pair_trainability(gi, go) for gi, go in zip(g_ins, g_outs)])
+    trainability = jnp.mean(t)
+    out = jnp.stack([expressivity, progressivity, trainability])
+    return jnp.where(jnp.isnan(out), -jnp.inf, out)
+
+  return fn
+
+
+# --------------------------------------------------------------------------------------------
+# NASWOT.
+
+def _relu_bits(relu_tree, mask):
+  """(n, bits) float 0/1 sign bits of every active ReLU and (bits,) their validity."""
+  cols, valid = [], []
+  for path, leaf in jax.tree_util.tree_flatten_with_path(relu_tree)[0]:
+    bits = (leaf > 0).reshape(leaf.shape[0], -1).astype(jnp.float32)
+    names = [getattr(q, "key", None) for q in path]
+    v = jnp.asarray(1.0)
+    for i, n in enumerate(names):
+      if isinstance(n, str) and n.startswith("edge") and n[4:].isdigit():
+        v = mask[int(n[4:]), space.OP_INDEX[names[i + 1]]]
+    cols.append(bits * v)
+    valid.append(v * jnp.ones(bits.shape[1]))
+  return jnp.concatenate(cols, 1), jnp.concatenate(valid)
+
+
+def naswot_fn(b: Bench, batch_size: int = 64) -> Callable:
+  """``fn(mask, data, key, init_key) -> scalar``: NASWOT log|K| (nats), higher is better.
+
+  K_ij = number of ReLUs (units) on which images i and j agree (both on or both off), summed
+  over every active ReLU of the network; BayesWatch's hook adds x x^T + (1-x)(1-x)^T per ReLU.
+  Written as 2 c c^T - n_i - n_j + |valid| so that one matmul serves both terms and a pruned
+  operator's ReLUs (absent from its standalone network) count nowhere. Batch 64 (the paper
+  uses 128; configurable).
+  """
+
+  def fn(mask, data, key, init_key=None):
+    images, _ = _split(data)
+    k_data, k_init = _keys(key, init_key)
+    p = models.initialize(k_init, b.params, "torch_default")
+    x = data_lib.sample_batch(k_data, images, batch_size, b.dataset)
+    _, st = _apply(b, p, x, mask, collections=("relu",))
+    c, v = _relu_bits(st["relu"], mask)
+    cc = jnp.dot(c, c.T, precision=jax.lax.Precision.HIGHEST)
+    n = jnp.sum(c, axis=1)
+    k = 2.0 * cc - n[:, None] - n[None, :] + jnp.sum(v)
+    return jnp.linalg.slogdet(k.astype(jnp.float32))[1]
+
+  return fn
+
+
+# --------------------------------------------------------------------------------------------
+# synflow.
+
+def synflow_fn(b: Bench) -> Callable:
+  """``fn(mask, data, key, init_key) -> scalar``: log of synflow, log(sum |theta dR/dtheta|).
+
+  zero-cost-nas / NASLib: parameters replaced by their absolute values, BatchNorm bypassed, one
+  all-ones input, R = sum of the logits, the sum over conv and linear weights (PyTorch default
+  initialisation). NASLib's stored values are this logarithm.
+
+  Float32 without overflow: with positive weights and input every ReLU passes its input, so
+  every block is positively homogeneous of degree 1. Dividing each block's input by a constant
+  c_l divides R, and every dR/dtheta, by prod c_l exactly; the c_l (each block input's mean,
+  held constant by stop_gradient) are added back as sum log c_l. -inf for a cell with no path
+  from input to output.
+  """
+  # BatchNorm bypassed exactly: eval mode with running mean 0 and variance 1 - eps.
+  stats = jax.tree_util.tree_map_with_path(
+      lambda path, l: jnp.full_like(l, 1.0 - models.BN_EPS) if path[-1].key == "var"
+      else jnp.zeros_like(l), b.stats)
+
+  def fn(mask, data, key, init_key=None):
+    del data
+    _, k_init = _keys(key, init_key)
+    p = jax.tree_util.tree_map(jnp.abs, models.initialize(k_init, b.params, "torch_default"))
+    x = jnp.ones((1, b.image_size, b.image_size, 3))
+
+    def r(p):
+      def scale(h, l):
+        del l
+        return h / jax.lax.stop_gradient(jnp.maximum(jnp.mean(h), 1e-30))
+
+      out, st = _apply(b, p, x, mask, train=False, stats=stats, block_input=scale,
+                       collections=("features",))
+      log_c = sum(jnp.log(jnp.maximum(jnp.mean(f), 1e-30)) for f in st["features"]["maps"][:-1])
+      return jnp.sum(out), log_c
+
+    g, log_c = jax.grad(r, has_aux=True)(p)
+    total = sum(jnp.sum(w * gw) for w, gw in zip(_weights(p), _weights(g)))
+    out = jnp.log(total) + log_c
+    return jnp.where(jnp.isnan(out), -jnp.inf, out)
+
+  return fn
+
+
+# --------------------------------------------------------------------------------------------
+# Gradient proxies on labelled data: grad_norm, snip (one backward), ZiCo (two).
+
+def _ce_grads(b: Bench, p, x, y, mask):
+  def loss(p):
+    logits, _ = _apply(b, p, x, mask)
+    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+  return jax.grad(loss)(p)
+
+
+def gradients_fn(b: Bench, batch_size: int = 64) -> Callable:
+  """``fn(mask, (images, labels), key, init_key) -> (2,)``: NASLib grad_norm and snip.
+
+  Cross-entropy on one augmented labelled batch, training-mode BatchNorm, PyTorch default
+  initialisation. grad_norm = sum over conv/linear layers of ||dL/dW||_2; snip = sum over
+  them of |W * dL/dW|. Layers of pruned operators are left out (they are absent from the
+  standalone network; their gradient is zero anyway).
+  """
+
+  def fn(mask, data, key, init_key=None):
+    images, labels = _split(data)
+    k_data, k_init = _keys(key, init_key)
+    p = models.initialize(k_init, b.params, "torch_default")
+    x, y = _labelled_batch(k_data, images, labels, batch_size, b.dataset)
+    g = _ce_grads(b, p, x, y, mask)
+    gw, w = _weights(g), _weights(p)
+    grad_norm = sum(jnp.sqrt(jnp.sum(gl ** 2)) for gl in gw)
+    snip = sum(jnp.sum(jnp.abs(gl * wl)) for gl, wl in zip(gw, w))
+    return jnp.stack([grad_norm, snip])
+
+  return fn
+
+
+def zico_fn(b: Bench, batch_size: int = 64, num_batches: int = 2) -> Callable:
+  """``fn(mask, (images, labels), key, init_key) -> scalar``: ZiCo (SLDGroup/ZiCo code).
+
+  Gradients of conv/linear weights on ``num_batches`` labelled batches (one forward and
+  backward each, training-mode BatchNorm, PyTorch default init). Per layer: sum over weights
+  with non-zero std of mean_b |g| / std_b g (population std of the signed gradient, as the
+  code's np.std; the paper writes the std of |g|), then log; ZiCo = sum of the logs over
+  layers whose sum is non-zero.
+  """
+
+  def fn(mask, data, key, init_key=None):
+    images, labels = _split(data)
+    k_data, k_init = _keys(key, init_key)
+    p = models.initialize(k_init, b.params, "torch_default")
+    grads = []
+    for k in jax.random.split(k_data, num_batches):
+      x, y = _labelled_batch(k, images, labels, batch_size, b.dataset)
+      grads.append(_weights(_ce_grads(b, p, x, y, mask)))
+    total = 0.0
+    for layer in zip(*grads):
+      g = jnp.stack(layer).reshape(num_batches, -1)
+      std = jnp.std(g, axis=0)
+      ok = std > 0
+      ratio = jnp.where(ok, jnp.mean(jnp.abs(g), axis=0) / jnp.where(ok, std, 1.0), 0.0)
+      s = jnp.sum(ratio)
+      total = total + jnp.where(s > 0, jnp.log(jnp.where(s > 0, s, 1.0)), 0.0)
+    return total
+
+  return fn
+
+
+# --------------------------------------------------------------------------------------------
+# jacob_cov and MeCo.
+
+def jacov_fn(b: Bench, batch_size: int = 64) -> Callable:
+  """``fn(mask, data, key, init_key) -> scalar``: NASLib jacob_cov.
+
+  J = d(sum of logits)/d(input) per image, flattened (b, h*w*3); correlation matrix of its rows;
+  score = -sum(log(v + 1e-5) + 1 / (v + 1e-5)) over its eigenvalues v. PyTorch default init,
+  training-mode BatchNorm. Higher is better.
+  """
+
+  def fn(mask, data, key, init_key=None):
+    images, _ = _split(data)
+    k_data, k_init = _keys(key, init_key)
+    p = models.initialize(k_init, b.params, "torch_default")
+    x = data_lib.sample_batch(k_data, images, batch_size, b.dataset)
+    j = jax.grad(lambda x: jnp.sum(_apply(b, p, x, mask)[0]))(x).reshape(batch_size, -1)
+    j = j - j.mean(axis=1, keepdims=True)
+    j = j / jnp.maximum(jnp.linalg.norm(j, axis=1, keepdims=True), 1e-30)
+    v = jnp.linalg.eigvalsh(j @ j.T)
+    k = 1e-5
+    out = -jnp.sum(jnp.log(v + k) + 1.0 / (v + k))
+    return jnp.where(jnp.isnan(out), -jnp.inf, out)
+
+  return fn
+
+
+def meco_fn(b: Bench, size: int = 64) -> Callable:
+  """``fn(mask, data, key, init_key) -> scalar``: MeCo, sum of the smallest eigenvalue of the
+  channel correlation matrix of each feature map of one N(0, 1) image (size x size, as the
+  authors' NB201 code draws).
+
+  The authors hook every module (containers too, so some maps count twice); here the maps are
+  the stem output and every cell and reduction output, each counted once. NaN entries of the
+  correlation matrix (a constant channel) become 0, as in their code.
+  """
+
+  def fn(mask, data, key, init_key=None):
+    del data
+    k_data, k_init = _keys(key, init_key)
+    p = models.initialize(k_init, b.params, "torch_default")
+    x = jax.random.normal(k_data, (1, size, size, 3))
+    _, st = _apply(b, p, x, mask, collections=("features",))
+    total = 0.0
+    for f in st["features"]["maps"]:
+      z = f[0].reshape(-1, f.shape[-1]).T  # (C, HW)
+      z = z - z.mean(axis=1, keepdims=True)
+      nrm = jnp.linalg.norm(z, axis=1)
+      corr = (z @ z.T) / (nrm[:, None] * nrm[None, :])
+      corr = jnp.where(jnp.isfinite(corr), corr, 0.0)
+      total = total + jnp.linalg.eigvalsh(corr)[0]
+    return total
+
+  return fn
+
+
+# --------------------------------------------------------------------------------------------
+# One vector of proxies per mask.
+
+def proxy_fn(config: ml_collections.ConfigDict, names=PROXIES) -> Callable:
+  """``fn(mask, data, key, init_key=None) -> (len(names),)`` float32, in the order of names.
+
+  Each proxy (or group computed together) gets its own keys, folded from ``key`` and
+  ``init_key`` by its position in PROXIES, so a proxy's value does not depend on which others
+  are asked for. ``data`` is (images, labels) when a label proxy is asked for.
+  """
+  from monas_jax.proxies import cost
+  bad = [n for n in names if n not in PROXIES]
+  if bad:
+    raise ValueError(f"unknown proxy {bad[0]!r}; allowed: {', '.join(PROXIES)}")
+  z = config.zc
+  b = bench(config.dataset, z.channels, z.cells_per_stage)
+  table = cost.cost_table(config.dataset)
+  builders = {
+      "az_nas": lambda: az_nas_fn(b, z.batch_size),
+      "naswot": lambda: naswot_fn(b, z.batch_size),
+      "synflow": lambda: synflow_fn(b),
+      "gradients": lambda: gradients_fn(b, z.batch_size),
+      "jacov": lambda: jacov_fn(b, z.batch_size),
+      "zico": lambda: zico_fn(b, z.batch_size),
+      "meco": lambda: meco_fn(b),
+  }
+  group_of = {n: g for g, members in GROUPS.items() for n in members}
+  needed = []
+  for n in names:
+    g = group_of.get(n, n)
+    if g in builders and g not in needed:
+      needed.append(g)
+  fns = {g: builders[g]() for g in needed}
+
+  def fn(mask, data, key, init_key=None):
+    k_data, k_init = _keys(key, init_key)
+    vals = {}
+    for g, f in fns.items():
+      salt = list(builders).index(g)
+      out = f(mask, data, jax.random.fold_in(k_data, salt), jax.random.fold_in(k_init, salt))
+      if g in GROUPS:
+        vals.update({m: out[i] for i, m in enumerate(GROUPS[g])})
+      else:
+        vals[g] = out
+    vals["flops"] = table.flops_M(mask)
+    vals["params"] = table.params_M(mask)
+    return jnp.stack([jnp.asarray(vals[n], jnp.float32) for n in names])
+
+  return fn
