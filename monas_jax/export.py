@@ -143,8 +143,10 @@ def _cell(x, p, ops):
       y = h if o == _SKIP else avg_pool_3x3_nchw(h) if o == _POOL else _conv(
           jax.nn.relu(h), p[f"edge{e}"])
       acc = y if acc is None else acc + y
-    # A node whose every input edge is `none` is zero (the mean over its operators' zeros).
-    nodes.append(jnp.zeros_like(x) if acc is None else acc)
+    # A node whose every input edge is `none` is zero (the mean over its operators' zeros). As
+    # x * 0, not a constant: a constant would be folded by the converter through the operators
+    # after it into large precomputed tensors (a conv of it is its bias map).
+    nodes.append(x * 0.0 if acc is None else acc)
   return nodes[-1]
 
 
@@ -189,6 +191,7 @@ def export_onnx(folded: dict[str, Any], ops, cells_per_stage: int, image_size: i
                            output_names=["logits"])
   _fuse_gemm_bias(model)
   _fuse_conv_bias(model)
+  _dedupe_initializers(model)
   _save_model_atomic(model, path)
   return path
 
@@ -267,6 +270,27 @@ def _fuse_conv_bias(model) -> None:
     g.node.remove(add)
     if not any(bias[0] in n.input for n in g.node):
       g.initializer.remove(inits[bias[0]])
+
+
+def _dedupe_initializers(model) -> None:
+  """One initializer for each distinct constant, in place. The converter writes the pooling's
+  reciprocal window-count map once per pooling operator; a runtime stores it once per size."""
+  g = model.graph
+  seen: dict = {}
+  rename: dict = {}
+  for t in list(g.initializer):
+    key = (t.data_type, tuple(t.dims), t.raw_data) if t.raw_data else None
+    if key is None:
+      continue
+    if key in seen:
+      rename[t.name] = seen[key]
+      g.initializer.remove(t)
+    else:
+      seen[key] = t.name
+  for n in g.node:
+    for i, name in enumerate(n.input):
+      if name in rename:
+        n.input[i] = rename[name]
 
 
 def _save_model_atomic(model, path: str) -> None:

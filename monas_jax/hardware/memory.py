@@ -8,17 +8,24 @@ Memory of an int8 (or float32) deployment, the method:
   per output channel of every conv and dense layer a 4-byte bias, and in int8 a 4-byte
   requantisation multiplier; the head BatchNorm (not preceded by a conv) as a 4-byte scale and
   shift per channel.
-- peak SRAM: activations only (weights stay in flash), from a liveness walk over the network in
-  execution order: a tensor lives from the op that writes it to the last op that reads it; a
-  node of a cell is an accumulator that lives from its first to its last use; a conv operator
-  needs its ReLU output and its conv output as temporaries, a pooling operator one output
-  buffer, a skip connection adds in place, ``none`` costs nothing. The peak is the largest sum of
-  live tensors at any step. Runtime scratch buffers (im2col) and the interpreter's arena overhead
-  are not included.
+- dead operators (whose output cannot reach the cell output, ``live_ops``) are removed first, as
+  a compiler's dead-code elimination does: they cost neither flash nor SRAM.
+- peak SRAM: activations only (weights stay in flash), from a liveness walk over the operator
+  sequence of the exported graph (``_program``), for a memory planner without in-place reuse: a
+  tensor lives from the op that writes it to the last op that reads it; a conv edge writes its
+  ReLU output and its conv output, a pooling edge its window sum and its average, a skip
+  connection aliases its input, a node's first contribution is its accumulator and each later one
+  writes a new sum; ``none`` costs nothing. The peak is the largest sum of live tensors at any
+  step. Runtime scratch buffers (im2col) and the interpreter's arena overhead are not included.
+  (Until the comparison with the exported int8 ONNX graphs, benchmarks/RESULTS.md, the walk kept
+  a separate accumulator per node besides each conv's output, 20-67 % above the graph on cells
+  whose first edge into a node is a conv.)
 """
 from __future__ import annotations
 
 import functools
+
+import numpy as np
 
 from monas_jax import data, space
 
@@ -58,46 +65,85 @@ def _flash_bytes(ops: tuple[int, ...], dataset: str, dtype: str, channels: int,
   return total
 
 
-def _cell_peak(ops: tuple[int, ...], t: int) -> int:
-  """Peak live bytes inside one cell whose feature maps take ``t`` bytes each."""
-  last_use = {n: -1 for n in range(space.NUM_NODES - 1)}  # last non-none consumer edge
-  for e, (_, src) in enumerate(space.EDGES):
-    if ops[e] != _NONE:
-      last_use[src] = e
-  live = {0: t}  # node 0: the cell input, written by the previous layer
-  if last_use[0] < 0:
-    live.pop(0)
-  peak = t
-  for node in range(1, space.NUM_NODES):
-    live[node] = t  # this node's accumulator
-    for e, (dst, src) in enumerate(space.EDGES):
-      if dst != node:
-        continue
-      op = ops[e]
-      temps = 2 * t if op in (_CONV1, _CONV3) else (t if op == _POOL else 0)
-      peak = max(peak, sum(live.values()) + temps)
-      if last_use[src] == e:
-        live.pop(src)
-    if node < space.NUM_NODES - 1 and last_use[node] < 0:
-      live.pop(node)  # computed but never read
-    peak = max(peak, sum(live.values()))
-  return peak
+def _program(ops: tuple[int, ...], dataset: str, channels: int, cells_per_stage: int
+             ) -> list[tuple[str, int, tuple[str, ...]]]:
+  """The deployed network as a list of (output tensor, elements, input tensors) in execution
+  order: the operator sequence of the exported graph (``monas_jax.export.deploy_forward``).
 
-
-def _peak_sram_bytes(ops: tuple[int, ...], dataset: str, dtype: str, channels: int) -> int:
-  ab = BYTES[dtype]
+  A skip connection and the first contribution to a node alias their tensor (no new buffer); an
+  edge sum after the first writes a new tensor; a zero node (all its edges ``none``) is a tensor
+  when a live operator reads it. Dead operators must already be ``none`` (``live_ops``).
+  """
+  prog: list[tuple[str, int, tuple[str, ...]]] = []
   h, c = INPUT_SIZE[dataset], channels
-  peak = (h * h * 3 + h * h * c) * ab  # stem: input image and its output
+  prog.append(("stem", h * h * c, ("image",)))
+  x = "stem"
+  readers = {n: [e for e, (_, src) in enumerate(space.EDGES) if src == n and ops[e] != _NONE]
+             for n in range(space.NUM_NODES)}
   for stage in range(3):
     if stage:
-      t_in = h * h * c * ab
-      h, c = h // 2, 2 * c
-      t_out = h * h * c * ab
-      # Residual reduction; its input lives until the shortcut has read it:
-      # conv_a (ReLU temp + out), conv_b (ReLU temp + out, conv_a out still live),
-      # shortcut (pooled input + 1x1 conv out, conv_b out still live).
-      peak = max(peak, 2 * t_in + t_out, t_in + 3 * t_out, t_in + 2 * t_out + t_in // 4)
-    peak = max(peak, _cell_peak(ops, h * h * c * ab))
+      t_in, h, c = h * h * c, h // 2, 2 * c
+      t = h * h * c
+      r = f"s{stage}"
+      prog += [(f"{r}.relu_a", t_in, (x,)), (f"{r}.conv_a", t, (f"{r}.relu_a",)),
+               (f"{r}.relu_b", t, (f"{r}.conv_a",)), (f"{r}.conv_b", t, (f"{r}.relu_b",)),
+               (f"{r}.pool", t_in // 4, (x,)), (f"{r}.scaled", t_in // 4, (f"{r}.pool",)),
+               (f"{r}.shortcut", t, (f"{r}.scaled",)),
+               (f"{r}.out", t, (f"{r}.shortcut", f"{r}.conv_b"))]
+      x = f"{r}.out"
+    t = h * h * c
+    for i in range(cells_per_stage):
+      p = f"s{stage}c{i}"
+      nodes = [x]
+      for node in range(1, space.NUM_NODES):
+        acc = None
+        for e, (dst, src) in enumerate(space.EDGES):
+          if dst != node or ops[e] == _NONE:
+            continue
+          if ops[e] == _SKIP:
+            y = nodes[src]
+          elif ops[e] == _POOL:
+            prog += [(f"{p}.e{e}.sum", t, (nodes[src],)), (f"{p}.e{e}.pool", t, (f"{p}.e{e}.sum",))]
+            y = f"{p}.e{e}.pool"
+          else:
+            prog += [(f"{p}.e{e}.relu", t, (nodes[src],)), (f"{p}.e{e}.conv", t, (f"{p}.e{e}.relu",))]
+            y = f"{p}.e{e}.conv"
+          if acc is None:
+            acc = y
+          else:
+            prog.append((f"{p}.e{e}.add", t, (acc, y)))
+            acc = f"{p}.e{e}.add"
+        if acc is None:  # identically zero: computed (x * 0) only when something reads it
+          acc = f"{p}.zero{node}"
+          if readers[node] or node == space.NUM_NODES - 1:
+            prog.append((acc, t, (x,)))
+        nodes.append(acc)
+      x = nodes[-1]
+  prog += [("head.scale", h * h * c, (x,)), ("head.shift", h * h * c, ("head.scale",)),
+           ("head.relu", h * h * c, ("head.shift",)), ("head.pool", c, ("head.relu",)),
+           ("logits", NUM_CLASSES[dataset], ("head.pool",))]
+  return prog
+
+
+def _peak_sram_bytes(ops: tuple[int, ...], dataset: str, dtype: str, channels: int,
+                     cells_per_stage: int = 5) -> int:
+  """Liveness peak of ``_program``: a tensor lives from the op that writes it to the last op
+  that reads it (the logits to the end); the peak is the largest sum of live tensors."""
+  prog = _program(ops, dataset, channels, cells_per_stage)
+  ab = BYTES[dtype]
+  last = {}
+  for i, (_, _, ins) in enumerate(prog):
+    for name in ins:
+      last[name] = i
+  last["logits"] = len(prog)
+  s = INPUT_SIZE[dataset]
+  live = {"image": s * s * 3 * ab}
+  peak = sum(live.values())
+  for i, (out, n, _) in enumerate(prog):
+    live[out] = n * ab
+    peak = max(peak, sum(live.values()))
+    for name in [k for k in live if last.get(k, -1) <= i]:
+      live.pop(name)
   return peak
 
 
@@ -106,7 +152,8 @@ def _memory(ops: tuple[int, ...], dataset: str, channels: int, cells_per_stage: 
   out = {}
   for dtype in BYTES:
     out[f"flash_bytes_{dtype}"] = _flash_bytes(ops, dataset, dtype, channels, cells_per_stage)
-    out[f"peak_sram_bytes_{dtype}"] = _peak_sram_bytes(ops, dataset, dtype, channels)
+    out[f"peak_sram_bytes_{dtype}"] = _peak_sram_bytes(ops, dataset, dtype, channels,
+                                                       cells_per_stage)
   return out
 
 
@@ -118,4 +165,14 @@ def deployment_memory(arch, dataset: str = "cifar10", channels: int = 16,
   ``peak_sram_bytes_float32`` (method in the module docstring).
   """
   _check_dataset(dataset)
-  return dict(_memory(space.to_arch(arch).ops, dataset, channels, cells_per_stage))
+  return dict(_memory(live_ops(arch), dataset, channels, cells_per_stage))
+
+
+def live_ops(arch) -> tuple[int, ...]:
+  """The cell's operators with every dead one (its output cannot reach the cell output) made
+  ``none``: compilers remove them (checked against the exported ONNX graphs, which do not hold
+  them), so they take neither flash nor SRAM."""
+  from monas_jax.hardware import latency  # late: latency imports the profiles
+  a = space.to_arch(arch)
+  live = latency._live_mask(a.to_mask(), np)
+  return tuple(o if live[e, o] > 0 else _NONE for e, o in enumerate(a.ops))
