@@ -107,3 +107,22 @@ def test_search_command_fails_before_compute(tmp_path, args, message):
                      timeout=300)
   assert p.returncode == 2 and message in p.stderr, p.stderr
   assert not (tmp_path / "checkpoint.json").exists()
+
+
+def test_sweep_budget_setting_and_pareto_gap():
+  assert sweep.parse_setting("budget12") == (0.0, 0.0) and sweep.parse_budget("budget12") == 12.0
+  assert sweep.parse_budget("mu0.8") is None
+  lat = np.array([1.0, 2.0, 3.0])
+  acc = np.array([50.0, 70.0, 60.0])
+  assert sweep.best_no_slower(lat, acc, 2.5) == 70.0
+  assert np.isnan(sweep.best_no_slower(lat, acc, 0.5))
+  # A real cell: the gap is >= 0 and 0 for a cell on the STM32F746 front.
+  t = benchmark.load_table()
+  lat_all = sweep._latency_all("stm32f746")
+  acc_all = t.columns["cifar10_test_acc"]
+  best = int(np.argmax(acc_all))
+  res = {"arch_str": t.arch_str[best], "cell": {a: float(t.columns[a][best]) for a in sweep.ACC}}
+  g = sweep.pareto_gaps(res, "stm32f746", budget_ms=float(lat_all.min()) + 5)
+  assert g["gap_cifar10_test_acc"] == 0.0
+  assert g["budget_gap_cifar10_test_acc"] < 0  # the optimum is far slower than that budget
+  assert all(v >= 0 for k, v in g.items() if k.startswith("gap_"))

@@ -253,3 +253,26 @@ def test_ensemble_final_round_keeps_the_best_cell_within_budget():
       directions={"synflow": True}, weights={"synflow": 1.0}, budget=b))
   assert 0 < len(s.history[0]["cells"]) < 64
   assert latency.estimate_many_ms(prof, np.argmax(s.mask, axis=1)[None])[0] <= b.latency_ms + 1e-9
+
+
+def test_ensemble_mode_end_to_end(tmp_path):
+  """Mode 'ensemble' on the smoke config: prune rounds on the composed score, then the last
+  cells ranked directly; the result records the indicators and their values; resumes."""
+  c = config_lib.make_config("cifar10", "smoke")
+  c.search.mode = "ensemble"
+  c.ensemble.indicators = ("synflow", "meco", "flops")  # cheap compiles for the fast suite
+  c.ensemble.weights = (1.0, 1.0, 1.0)
+  res = search_cmd.run(c, str(tmp_path), echo=lambda line: None)
+  kinds = [r["kind"] for r in res["rounds"]]
+  assert kinds == ["prune", "prune", "final"]  # 4^6 -> 3^6 -> 2^6 = 64 cells, then ranked
+  assert [len(r["candidates"]) for r in res["rounds"][:2]] == [24, 18]
+  final = res["rounds"][-1]
+  assert len(final["cells"]) == 64 and sum(x["chosen"] for x in final["cells"]) == 1
+  chosen = next(x for x in final["cells"] if x["chosen"])
+  assert chosen["arch_str"] == res["arch_str"]
+  assert chosen["score"] == max(x["score"] for x in final["cells"])
+  assert set(final["indicators"]) == {"synflow", "meco", "flops"}
+  assert {"value_synflow", "value_meco", "value_flops", "score"} <= set(chosen)
+  # Same config, new workdir: the same cell (deterministic).
+  again = search_cmd.run(c, str(tmp_path / "again"), echo=lambda line: None)
+  assert again["arch_str"] == res["arch_str"]

@@ -104,6 +104,7 @@ def search_round(state: SearchState, settings: RoundSettings,
   for i, (e, o) in enumerate(cands):
     row = {"edge": e, "op": space.OPS[o], "score": float(score[i]), "pruned": i in pruned}
     for n in deltas:
+      row[f"value_{n}"] = float(values[n][:, 1 + i].mean())  # mean over repeats
       row[f"delta_{n}"] = float(deltas[n][i])
       row[f"rank_{n}"] = int(ranks[n][i])
     table.append(row)
@@ -111,6 +112,9 @@ def search_round(state: SearchState, settings: RoundSettings,
       "round": state.round + 1,
       "mask_before": mask.astype(int).tolist(),
       "mask_after": new_mask.astype(int).tolist(),
+      "kind": "prune",
+      "indicators": list(values),
+      "weights": dict(settings.weights),
       "current": {n: [float(x) for x in v[:, 0]] for n, v in values.items()},
       "candidates": table,
       "pruned": [{"edge": cands[i][0], "op": space.OPS[cands[i][1]]} for i in sorted(pruned)],

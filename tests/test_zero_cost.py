@@ -1,0 +1,169 @@
+"""Zero-cost proxies: each checked against a direct computation of what its authors' code does.
+
+Small benchmark-shaped networks (C=4, N=1) keep compiles short; the full C=16, N=5 values are
+measured in benchmarks/ (naslib_reference.py, score_space).
+"""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from monas_jax import config as config_lib, data, models, space
+from monas_jax.proxies import zero_cost as zc
+
+CELL = (3, 1, 2, 4, 3, 2)  # every operator kind but none
+
+
+@pytest.fixture(scope="module")
+def small():
+  x, y, _ = data.load_images("cifar10", None)
+  return zc.bench("cifar10", 4, 1), (jnp.asarray(x[:200]), jnp.asarray(y[:200]))
+
+
+def _mask(ops):
+  return jnp.asarray(space.ops_to_mask(ops))
+
+
+def test_synflow_log_domain_equals_float64_direct(small):
+  """log synflow from the block-normalised float32 pass equals log(sum |theta dR/dtheta|)
+  computed directly in float64 with BatchNorm removed (zero-cost-nas's recipe)."""
+  b, _ = small
+  key = jax.random.key(3)
+  syn = jax.jit(zc.synflow_fn(b))
+  for ops in (CELL,):
+    mask = _mask(ops)
+    ours = float(syn(mask, None, key))
+    _, k_init = jax.random.split(key)
+    with jax.enable_x64(True):
+      p = jax.tree_util.tree_map(
+          lambda l: jnp.abs(l).astype(jnp.float64),
+          models.initialize(k_init, b.params, "torch_default"))
+      stats = jax.tree_util.tree_map_with_path(
+          lambda path, l: jnp.full(l.shape, 1.0 - models.BN_EPS, jnp.float64)
+          if path[-1].key == "var" else jnp.zeros(l.shape, jnp.float64), b.stats)
+
+      def r(p):
+        out = b.net.apply({"params": p, "batch_stats": stats},
+                          jnp.ones((1, 32, 32, 3), jnp.float64), mask.astype(jnp.float64),
+                          train=False)
+        return jnp.sum(out)
+
+      g = jax.jit(jax.grad(r))(p)
+      direct = float(np.log(sum(float(jnp.sum(w * gw)) for w, gw in
+                                zip(zc._weights(p), zc._weights(g)))))
+    assert ours == pytest.approx(direct, abs=1e-4), ops
+  # A cell with no path from input to output has no synflow.
+  assert float(syn(_mask((0,) * 6), None, key)) == -np.inf
+
+
+@pytest.mark.slow  # about 3 minutes on 2 cores: one compile per block
+def test_az_nas_trainability_one_pass_equals_per_block_vjps(small):
+  b, _ = small
+  fn = jax.jit(zc.az_nas_fn(b, batch_size=8))
+  key = jax.random.key(0)
+  mask = _mask(CELL)
+  e, pr, t = [float(v) for v in fn(mask, None, key)]
+  # Recompute trainability with one VJP per block, as the reference does (autograd per pair).
+  k_data, k_init = jax.random.split(key)
+  k_x, k_g = jax.random.split(k_data)
+  p = models.initialize(k_init, b.params, "kaiming", "fan_in")
+  x = jax.random.normal(k_x, (8, 32, 32, 3))
+  _, st = b.net.apply({"params": p, "batch_stats": b.stats}, x, mask, train=True,
+                      mutable=["batch_stats", "features"])
+  maps = st["features"]["maps"]
+  gks = jax.random.split(k_g, len(maps) - 1)
+  scores = []
+  for l in range(len(maps) - 1):
+    g_out = jax.random.rademacher(gks[l], maps[l + 1].shape, maps[l + 1].dtype)
+
+    def block_l(h, l=l):  # the network from block l's input to its output, alone
+      def bi(z, j):
+        return h if j == l else z
+      _, s = b.net.apply({"params": p, "batch_stats": b.stats}, x, mask, train=True,
+                         block_input=bi, mutable=["batch_stats", "features"])
+      return s["features"]["maps"][l + 1]
+
+    _, vjp = jax.vjp(block_l, maps[l])
+    scores.append(float(zc._pair_trainability(vjp(g_out)[0], g_out)))
+  assert t == pytest.approx(np.mean(scores), rel=1e-4)
+  ent = [float(zc._entropy_of_covariance(f)) for f in maps]
+  assert e == pytest.approx(sum(ent), rel=1e-5)
+  assert pr == pytest.approx(min(np.diff(ent)), abs=1e-5)
+
+
+def test_naswot_kernel_counts_agreements_of_active_relus(small):
+  b, (images, labels) = small
+  key = jax.random.key(1)
+  mask = _mask(CELL)
+  score = float(jax.jit(zc.naswot_fn(b, batch_size=16))(mask, images, key))
+  k_data, k_init = jax.random.split(key)
+  p = models.initialize(k_init, b.params, "torch_default")
+  x = data.sample_batch(k_data, images, 16, "cifar10")
+  _, st = b.net.apply({"params": p, "batch_stats": b.stats}, x, mask, train=True,
+                      mutable=["batch_stats", "relu"])
+  k = np.zeros((16, 16))
+  for path, leaf in jax.tree_util.tree_flatten_with_path(st["relu"])[0]:
+    names = [getattr(q, "key", None) for q in path]
+    edge = [n for n in names if isinstance(n, str) and n.startswith("edge")]
+    if edge:  # the ReLU of an operator: only if the operator is in the cell
+      e = int(edge[0][4:])
+      if space.OPS[CELL[e]] != names[names.index(edge[0]) + 1]:
+        continue
+    c = (np.asarray(leaf).reshape(16, -1) > 0).astype(np.float64)
+    k += c @ c.T + (1 - c) @ (1 - c).T  # BayesWatch's hook
+  assert score == pytest.approx(np.linalg.slogdet(k)[1], rel=1e-5)
+
+
+def test_cheap_proxies_one_compile_over_masks(small):
+  c = config_lib.make_config("cifar10", "smoke")
+  _, d = small
+  names = ("synflow", "meco", "flops", "params")
+  fn = zc.proxy_fn(c, names)
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def f(masks):
+    return jax.vmap(fn, in_axes=(0, None, None))(masks, d, jax.random.key(0))
+
+  chex.clear_trace_counter()
+  v = np.asarray(f(jnp.stack([_mask((3,) * 6), _mask((1,) * 6)])))
+  v2 = np.asarray(f(jnp.stack([_mask(CELL), jnp.asarray(space.full_mask(("none",)))])))
+  assert np.isfinite(v).all() and np.isfinite(v2).all()
+  for n in ("flops", "params", "synflow"):  # all-conv beats all-skip
+    assert v[0, names.index(n)] > v[1, names.index(n)], n
+  with pytest.raises(ValueError, match="unknown proxy"):
+    zc.proxy_fn(c, ("nope",))
+
+
+@pytest.mark.slow  # about 6 minutes on 2 cores: compiles every proxy
+def test_proxy_vector_one_compile_over_masks_and_directions(small):
+  c = config_lib.make_config("cifar10", "smoke")  # zc: C=4, N=1, batch 8
+  _, d = small
+  names = ("expressivity", "progressivity", "trainability", "naswot", "synflow", "grad_norm",
+           "snip", "jacov", "zico", "meco", "flops", "params")
+  fn = zc.proxy_fn(c, names)
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def f(masks):
+    return jax.vmap(fn, in_axes=(0, None, None))(masks, d, jax.random.key(0))
+
+  chex.clear_trace_counter()
+  masks = jnp.stack([_mask(CELL), _mask((3,) * 6), _mask((1,) * 6)])
+  v = np.asarray(f(masks))
+  assert v.shape == (3, len(names))
+  assert np.isfinite(v[:2]).all(), v
+  # A supernet mask runs too (the search scores supernets).
+  sup = jnp.asarray(space.full_mask(("none",)))[None]
+  assert np.asarray(f(jnp.concatenate([masks[:2], sup]))).shape == (3, len(names))
+  # All-conv cell vs all-skip cell: more parameters, more FLOPs, more synflow.
+  for n in ("flops", "params", "synflow"):
+    assert v[1, names.index(n)] > v[2, names.index(n)], n
+  # The values of one proxy do not depend on which others are asked for.
+  alone = np.asarray(jax.jit(zc.proxy_fn(c, ("synflow",)))(masks[0], d, jax.random.key(0)))
+  assert alone[0] == pytest.approx(v[0, names.index("synflow")], rel=1e-6)
+  with pytest.raises(ValueError, match="unknown proxy"):
+    zc.proxy_fn(c, ("nope",))
+  with pytest.raises(ValueError, match="labels"):
+    jax.jit(zc.proxy_fn(c, ("zico",)))(masks[0], d[0], jax.random.key(0))
