@@ -87,6 +87,9 @@ def _fail(field, value, allowed):
 
 def validate_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Raises ValueError naming the first bad field; returns the config unchanged."""
+  if "train" not in c:
+    raise ValueError("the config has no 'train' section: training takes --config=configs/train.py"
+                     "[:dataset] (the search configs do not)")
   if c.dataset not in data.DATASETS:
     _fail("dataset", c.dataset, f"one of {data.DATASETS}")
   if c.data_dir is None and c.dataset == "imagenet16_120":

@@ -54,6 +54,8 @@ def test_regions_channels_other_than_one_is_refused(tmp_path):
     ([f"--arch={CELL}", "--config.data_dir=/nonexistent/c10"], "/nonexistent/c10"),
     (["--from_result=/nonexistent/result.json"], "/nonexistent/result.json"),
     (["--config=configs/train.py:imagenet16_120", f"--arch={CELL}"], "config.data_dir"),
+    (["--config=configs/cifar10.py", f"--arch={CELL}"], "no 'train' section"),
+    (["--config=configs/train.py:mnist", f"--arch={CELL}"], "config.dataset = 'mnist'"),
 ])
 def test_train_command_fails_before_compute(args, message, tmp_path):
   p = _run("experiments.train", *args, f"--workdir={tmp_path}")
