@@ -12,7 +12,6 @@ otherwise NAS-Bench-201's (SGD Nesterov, cosine from 0.1, weight decay 5e-4, cro
 Prints a table and writes ``WORKDIR/train_order.json``.
 """
 import argparse
-import json
 import os
 import sys
 import time

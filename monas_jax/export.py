@@ -15,6 +15,9 @@ from the Linen module, for two reasons:
 
 The ONNX model takes ``image``: float32 (1, 3, s, s) NCHW, pixels normalised as
 ``data.normalize`` does ((x / 255 - MEAN) / STD per channel), and returns ``logits`` (1, classes).
+The int8 model (``quantize_int8``) is onnxruntime's static QDQ quantisation of it. Memory, as the
+MCU budgets count it: flash = the int8 model's initializers (``weight_bytes``), SRAM = the
+liveness peak of the graph's activations at one byte an element (``peak_activation_bytes``).
 
 Optional dependencies (``pip install -e '.[deploy]'``): jax2onnx, onnx, onnxruntime.
 """
@@ -358,20 +361,6 @@ def quantize_int8(float_path: str, int8_path: str, calibration_nchw: np.ndarray)
     if os.path.exists(tmp):
       os.unlink(tmp)
   return int8_path
-
-
-def fuse_int8_graph(int8_path: str, out_path: str) -> str:
-  """The QDQ model as onnxruntime executes it: each DequantizeLinear -> op -> QuantizeLinear
-  group fused into one int8 operator (QLinearConv, QLinearAdd, ...), so the tensors between
-  operators are the int8 activations a deployed model holds. Written to ``out_path``."""
-  ort = _require("onnxruntime")
-  opts = ort.SessionOptions()
-  opts.log_severity_level = 3
-  # EXTENDED fuses the QDQ groups; ALL would also switch to onnxruntime's internal NHWC kernels.
-  opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-  opts.optimized_model_filepath = out_path
-  ort.InferenceSession(int8_path, opts, providers=["CPUExecutionProvider"])
-  return out_path
 
 
 # ----------------------------------------------------------------------------- memory

@@ -176,3 +176,13 @@ def test_export_command_prints_verdicts_and_json_last(tmp_path):
   assert any(line.startswith("stm32f746") and "DOES NOT FIT" in line for line in lines)
   with open(tmp_path / "export.json") as f:
     assert json.load(f) == rec
+
+
+def test_memory_model_drops_dead_operators():
+  """Operators that cannot reach the cell output are not in the exported graph: no flash, no SRAM
+  (benchmarks/memory_check.py: the estimate equals the exported graphs' peaks on 12 cells)."""
+  dead = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|none~2|"
+  assert memory.live_ops(dead) == (4, 0, 0, 1, 1, 0)  # node 2 feeds only a 'none' edge
+  same = "|avg_pool_3x3~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|"
+  assert memory.deployment_memory(dead) == memory.deployment_memory(same)
+  assert memory.deployment_memory(dead)["peak_sram_bytes_int8"] == 49152  # the ONNX graph's

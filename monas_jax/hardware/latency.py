@@ -26,7 +26,8 @@ what the pruning search differences (delta L of removing one operator is that op
 plus any dead-code effect) and it bounds the latency of every single-path cell inside the mask
 from above. ``cheapest_latency_ms`` gives the other end: the cheapest single-path cell inside.
 
-Profiles are JSON files (``profiles/*.json``, schema in ``profile_from_dict``); a profile holds
+Profiles (``profiles.py``, re-exported here) are JSON files (``profiles/*.json``, schema in
+``profile_from_dict``); a profile holds
 the table, the flags above, its device, runtime, clock, batch size, provenance and date, and for
 MCUs the SRAM and flash capacity used by ``fits_memory``.
 """
