@@ -2,7 +2,7 @@ r"""Export a cell's network to ONNX and int8, check it against JAX, and check it
 
   python -m experiments.export --arch='|nor_conv_3x3~0|+|...|' --out=runs/export-9930
   python -m experiments.export --checkpoint=runs/train-cifar10-9930-seed0 --out=DIR \
-      [--profile=stm32f746] [--profile=stm32l432]
+      [--profile=stm32f746] [--profile=stm32l432] [--data_dir=/data/cifar10]
 
 Writes ``DIR/model_float32.onnx`` (batch 1, BatchNorm folded, NCHW float32 input) and
 ``DIR/model_int8.onnx`` (static int8, QDQ, calibrated on sample images), checks the float32 model
@@ -43,7 +43,7 @@ def _profiles(names):
   return out
 
 
-def read_inputs(arch, checkpoint, out, profiles, dataset, seed):
+def read_inputs(arch, checkpoint, out, profiles, dataset, seed, data_dir=None):
   """Checks every input before any compute. Returns (arch, checkpoint file or None, config,
   profiles)."""
   if not out:
@@ -68,8 +68,12 @@ def read_inputs(arch, checkpoint, out, profiles, dataset, seed):
     a = space.Arch.from_string(arch)
   else:
     raise ValueError("give --arch='|op~0|+|...|' or --checkpoint=DIR")
+  if data_dir is None and c.dataset not in ("cifar10", "cifar100"):
+    raise ValueError(f"--data_dir: no {c.dataset} sample is bundled; give --data_dir=DIR with its "
+                     "files (calibration and check images)")
   with c.unlocked():
     c.seed = seed
+    c.data_dir = data_dir
   return a, ckpt, c, _profiles(profiles)
 
 
@@ -160,7 +164,7 @@ def main(argv):
   del argv
   F = flags.FLAGS
   arch, ckpt, c, profiles = cli.run_or_exit(read_inputs, F.arch, F.checkpoint, F.out, F.profile,
-                                            F.dataset, F.seed)
+                                            F.dataset, F.seed, F.data_dir)
   cli.validated(c, train.validate_config)
   rec = cli.run_or_exit(run, arch, ckpt, c, profiles, F.out, F.calibration,
                         echo=lambda s: print(s))
@@ -175,5 +179,7 @@ if __name__ == "__main__":
   flags.DEFINE_multi_string("profile", [], "MCU profile(s) to check (default: every MCU profile).")
   flags.DEFINE_string("dataset", "cifar10", "Dataset of an untrained export (input size, classes).")
   flags.DEFINE_integer("seed", 0, "Initialisation seed of an untrained export.")
+  flags.DEFINE_string("data_dir", None, "The dataset's files (calibration, check and evaluation "
+                      "images); default the bundled sample (none for imagenet16_120).")
   flags.DEFINE_integer("calibration", 200, "Training images for int8 calibration.")
   app.run(main)

@@ -351,6 +351,12 @@ def quantize_int8(float_path: str, int8_path: str, calibration_nchw: np.ndarray)
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=folder)
   os.close(fd)
+  import logging
+  root = logging.getLogger()
+  level = root.level
+  # The quantiser advises its pre-processing pass on the root logger at WARNING on every call;
+  # shape inference, what it adds, is not needed on this fully static graph.
+  root.setLevel(logging.ERROR)
   try:
     q.quantize_static(float_path, tmp, Reader(), quant_format=q.QuantFormat.QDQ,
                       per_channel=True, activation_type=q.QuantType.QInt8,
@@ -358,6 +364,7 @@ def quantize_int8(float_path: str, int8_path: str, calibration_nchw: np.ndarray)
                       calibrate_method=q.CalibrationMethod.MinMax)
     os.replace(tmp, int8_path)
   finally:
+    root.setLevel(level)
     if os.path.exists(tmp):
       os.unlink(tmp)
   return int8_path

@@ -157,6 +157,7 @@ def _export(*args):
     (["--checkpoint=/nonexistent/run", "--out=X"], "/nonexistent/run"),
     ([f"--arch={C100_OPT}", "--out=X", "--profile=raspi4"], "without sram_bytes"),
     ([f"--arch={C100_OPT}", "--out=X", "--profile=nope"], "--profile=nope"),
+    ([f"--arch={C100_OPT}", "--out=X", "--dataset=imagenet16_120"], "--data_dir"),
 ])
 def test_export_command_rejects_bad_input(args, message):
   p = _export(*args)
