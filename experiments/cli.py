@@ -41,3 +41,112 @@ def validated(config, validate=None, **kwargs):
     return run_or_exit(validate, config, **kwargs)
   except OSError as e:
     fail(_config_load_error(e))
+
+
+# ---------------------------------------------------------------- runtime: cache, multi-host
+
+CACHE_ENV = "MONAS_JAX_COMPILATION_CACHE"
+_CACHE_EVENTS = {"/jax/compilation_cache/compile_requests_use_cache": "requests",
+                 "/jax/compilation_cache/cache_hits": "hits"}
+_cache_counts = {"requests": 0, "hits": 0}
+_listening = False
+
+
+def default_cache_dir() -> str:
+  """$XDG_CACHE_HOME/monas_jax/jax_cache, or ~/.cache/monas_jax/jax_cache."""
+  import os
+  root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(root, "monas_jax", "jax_cache")
+
+
+def cache_dir_for(config):
+  """The persistent compilation cache directory a config asks for, or None (disabled).
+
+  ``runtime.compilation_cache = False`` disables; ``runtime.compilation_cache_dir`` names the
+  directory; else $MONAS_JAX_COMPILATION_CACHE (a directory, or 'off'/'0'/'' to disable); else
+  default_cache_dir().
+  """
+  import os
+  r = config.get("runtime")
+  if r is not None and not r.compilation_cache:
+    return None
+  if r is not None and r.compilation_cache_dir is not None:
+    return os.path.abspath(os.path.expanduser(str(r.compilation_cache_dir)))
+  env = os.environ.get(CACHE_ENV)
+  if env is not None:
+    if env.strip().lower() in ("", "0", "off", "false", "none"):
+      return None
+    return os.path.abspath(os.path.expanduser(env))
+  return default_cache_dir()
+
+
+def _count_cache_event(event: str, **kwargs) -> None:
+  del kwargs
+  name = _CACHE_EVENTS.get(event)
+  if name:
+    _cache_counts[name] += 1
+
+
+def enable_compilation_cache(path) -> None:
+  """Turns JAX's persistent compilation cache on in ``path`` (off when None), caching every
+  compile (CPU compiles are short, and JAX by default keeps only those over 1 s)."""
+  global _listening
+  import jax
+  from jax.experimental.compilation_cache import compilation_cache as cc
+  if path is None:
+    jax.config.update("jax_enable_compilation_cache", False)
+  else:
+    import os
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+  cc.reset_cache()  # JAX decides once per process whether to use the cache: decide again
+  if not _listening:
+    jax.monitoring.register_event_listener(_count_cache_event)
+    _listening = True
+
+
+def compilation_cache_info() -> dict:
+  """Whether the persistent compilation cache is on, its directory, and the compiles that asked
+  it (``requests``) and were served from it (``hits``) so far in this process."""
+  import jax
+  on = bool(jax.config.jax_enable_compilation_cache) and bool(jax.config.jax_compilation_cache_dir)
+  return {"enabled": on, "dir": jax.config.jax_compilation_cache_dir if on else None,
+          **_cache_counts}
+
+
+def init_distributed(config, echo=print) -> None:
+  """jax.distributed.initialize() when ``runtime.distributed`` (before any compute).
+
+  The three fields given: a coordinator on ``coordinator_address`` (process 0 serves it);
+  all None: JAX auto-detects the cluster (Cloud TPU pods, Slurm, Open MPI, Kubernetes). When
+  more than one process runs and the config leaves ``num_shards`` at 1, each process takes
+  the score_space shard of its process index (shard_index = process index, num_shards =
+  process count); every process writes its own records in the shared workdir and any process
+  run again afterwards reports on all of them.
+  """
+  r = config.get("runtime")
+  if r is None or not r.distributed:
+    return
+  import jax
+  kwargs = {}
+  if r.coordinator_address is not None:
+    kwargs = {"coordinator_address": str(r.coordinator_address),
+              "num_processes": int(r.num_processes), "process_id": int(r.process_id)}
+  jax.distributed.initialize(**kwargs)
+  n, i = jax.process_count(), jax.process_index()
+  if n > 1 and config.get("num_shards", None) == 1:
+    config.shard_index, config.num_shards = i, n
+  echo(f"distributed: process {i} of {n}, {jax.local_device_count()} local device(s), "
+       f"{jax.device_count()} in all")
+
+
+def setup_runtime(config, echo=print) -> dict:
+  """Applies ``config.runtime``: multi-host initialisation first, then the persistent
+  compilation cache. Commands call it right after validation. Returns compilation_cache_info()."""
+  run_or_exit(config_lib.validate_runtime, config)
+  init_distributed(config, echo)
+  enable_compilation_cache(cache_dir_for(config))
+  return compilation_cache_info()

@@ -394,6 +394,7 @@ def _plot(path, config, cond_sweep, batch_sweep, n_sweep):
 def main(argv):
   del argv
   config = cli.validated(flags.FLAGS.config)
+  cli.setup_runtime(config)
   workdir = flags.FLAGS.workdir or os.path.join("runs", f"score-{config.dataset}")
   cli.run_or_exit(run, config, workdir)
 

@@ -33,7 +33,7 @@ RESULT = "result.json"
 def config_hash(config) -> str:
   """Hash of everything that changes the search's outcome (not the scoring-space fields)."""
   d = json.loads(config.to_json())
-  for k in ("num_cells", "shard_index", "num_shards", "score"):
+  for k in ("num_cells", "shard_index", "num_shards", "score", "runtime"):
     d.pop(k, None)
   return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -75,6 +75,7 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
   else:
     echo(f"data: {source}")
   timings = {"start": time.time()}
+  cache_before = cli.compilation_cache_info()
 
   state = search.initial_state(config.seed, tuple(config.search.exclude_ops))
   previous_seconds = {"compile": 0.0, "compute": 0.0}
@@ -131,6 +132,9 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
       "cell": cell,
       "rounds": list(state.history),
       "seconds": {**seconds(), "setup": setup_s, "wall": time.time() - timings["start"]},
+      # Persistent compilation cache: on, where, and this run's compiles that asked it / hit.
+      "compilation_cache": {k: (v - cache_before[k] if k in ("requests", "hits") else v)
+                            for k, v in cli.compilation_cache_info().items()},
       "seed": config.seed,
       "data_source": source,
       **env,
@@ -160,14 +164,22 @@ def summary(result: dict) -> str:
       ("latency ms", lat),
       ("search time", f"{s['compile']:.1f} s compile + {s['compute']:.1f} s compute "
                       f"({s['wall']:.1f} s wall) on {result['device']['platform']}"),
+      ("compilation cache", _cache_line(result.get("compilation_cache"))),
   ]
   w = max(len(k) for k, _ in rows)
   return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 
 
+def _cache_line(c) -> str:
+  if not c or not c["enabled"]:
+    return "off"
+  return f"{c['dir']} ({c['hits']} of {c['requests']} compiles served from it)"
+
+
 def main(argv):
   del argv
   config = cli.validated(flags.FLAGS.config)
+  cli.setup_runtime(config)
   workdir = flags.FLAGS.workdir or os.path.join("runs", f"{config.dataset}-seed{config.seed}")
   cli.run_or_exit(run, config, workdir, quiet=flags.FLAGS.quiet)
   print(f"result: {os.path.join(workdir, RESULT)}")

@@ -269,6 +269,7 @@ def plot(path, config, runs):
 def main(argv):
   del argv
   config = cli.validated(flags.FLAGS.config)
+  cli.setup_runtime(config)
   seeds = cli.run_or_exit(lambda: [int(s) for s in flags.FLAGS.seeds])
   workdir = flags.FLAGS.workdir or os.path.join("runs", f"sweep-{config.dataset}")
   cli.run_or_exit(run, config, workdir, seeds, flags.FLAGS.settings)

@@ -104,6 +104,21 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.score.batch_sizes = (8, 16, 32, 64, 128)
   c.score.max_cond_index = 8  # the K_i sweep reports i = 0..max_cond_index
 
+  # How the process runs (not what it computes; not part of a search's config hash). Applied by
+  # the commands' experiments.cli.setup_runtime.
+  c.runtime = ml_collections.ConfigDict()
+  # Persistent XLA compilation cache: a second run of the same config skips compiling. None =
+  # $MONAS_JAX_COMPILATION_CACHE if set ('off' disables), else
+  # $XDG_CACHE_HOME/monas_jax/jax_cache (~/.cache/monas_jax/jax_cache).
+  c.runtime.compilation_cache = True
+  c.runtime.compilation_cache_dir = ml_collections.FieldReference(None, field_type=str)
+  # Multi-host: jax.distributed.initialize() before any compute. With the three fields None it
+  # auto-detects (Cloud TPU pods, Slurm, Open MPI, Kubernetes); otherwise all three are given.
+  c.runtime.distributed = False
+  c.runtime.coordinator_address = ml_collections.FieldReference(None, field_type=str)  # host:port
+  c.runtime.num_processes = ml_collections.FieldReference(None, field_type=int)
+  c.runtime.process_id = ml_collections.FieldReference(None, field_type=int)
+
   if arg == "smoke":
     c.ntk.batch_size = 8
     c.regions.num_batches = 1
@@ -240,4 +255,38 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
       0 <= c.score.max_cond_index < c.ntk.batch_size - 1):
     _fail("score.max_cond_index", c.score.max_cond_index,
           f"an integer in [0, ntk.batch_size - 1 = {c.ntk.batch_size - 1})")
+  validate_runtime(c)
+  return c
+
+
+def validate_runtime(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks ``c.runtime`` (compilation cache, multi-host); a config without it passes."""
+  if "runtime" not in c:
+    return c
+  r = c.runtime
+  if not isinstance(r.compilation_cache, bool):
+    _fail("runtime.compilation_cache", r.compilation_cache, "True or False")
+  if r.compilation_cache_dir is not None and not str(r.compilation_cache_dir).strip():
+    _fail("runtime.compilation_cache_dir", r.compilation_cache_dir, "a directory, or None (default)")
+  if not isinstance(r.distributed, bool):
+    _fail("runtime.distributed", r.distributed, "True or False")
+  given = {f: r[f] for f in ("coordinator_address", "num_processes", "process_id")
+           if r[f] is not None}
+  if given and not r.distributed:
+    f = next(iter(given))
+    _fail(f"runtime.{f}", given[f], "None unless runtime.distributed = True")
+  if given and len(given) < 3:
+    missing = [f for f in ("coordinator_address", "num_processes", "process_id") if f not in given]
+    _fail(f"runtime.{missing[0]}", None, "given together with the other two (coordinator_address, "
+          "num_processes, process_id), or all three None to auto-detect")
+  if given:
+    addr = str(r.coordinator_address)
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit():
+      _fail("runtime.coordinator_address", addr, "'host:port'")
+    if not isinstance(r.num_processes, int) or r.num_processes < 1:
+      _fail("runtime.num_processes", r.num_processes, "a positive integer")
+    if not isinstance(r.process_id, int) or not 0 <= r.process_id < r.num_processes:
+      _fail("runtime.process_id", r.process_id,
+            f"an integer in [0, runtime.num_processes = {r.num_processes})")
   return c
