@@ -102,7 +102,10 @@ def enable_compilation_cache(path) -> None:
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-  cc.reset_cache()  # JAX decides once per process whether to use the cache: decide again
+  from jax._src import compilation_cache as _cc
+  if getattr(_cc, "_cache_checked", True):
+    # JAX decides at the first compile whether to use the cache; after one, decide again.
+    cc.reset_cache()
   if not _listening:
     jax.monitoring.register_event_listener(_count_cache_event)
     _listening = True
@@ -133,8 +136,11 @@ def init_distributed(config, echo=print) -> None:
   import jax
   kwargs = {}
   if r.coordinator_address is not None:
-    kwargs = {"coordinator_address": str(r.coordinator_address),
-              "num_processes": int(r.num_processes), "process_id": int(r.process_id)}
+    addr = str(r.coordinator_address)
+    kwargs = {"coordinator_address": addr, "num_processes": int(r.num_processes),
+              "process_id": int(r.process_id)}
+    if addr.rpartition(":")[0].strip("[]") in ("127.0.0.1", "localhost", "::1"):
+      kwargs["coordinator_bind_address"] = addr  # one machine: serve on loopback only
   jax.distributed.initialize(**kwargs)
   n, i = jax.process_count(), jax.process_index()
   if n > 1 and config.get("num_shards", None) == 1:
