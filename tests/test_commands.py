@@ -126,3 +126,32 @@ def test_sweep_budget_setting_and_pareto_gap():
   assert g["gap_cifar10_test_acc"] == 0.0
   assert g["budget_gap_cifar10_test_acc"] < 0  # the optimum is far slower than that budget
   assert all(v >= 0 for k, v in g.items() if k.startswith("gap_"))
+
+
+def test_score_space_command_runs_no_batch_size_sweep_unasked(tmp_path):
+  """Asking for scores does not start the NTK batch-size sweep (it costs ~25 minutes)."""
+  p = subprocess.run([sys.executable, "-m", "experiments.score_space",
+                      "--config=configs/cifar10.py", "--config.num_cells=3",
+                      "--config.score.ntk=False", "--config.score.proxies=('meco',)",
+                      "--config.score.extra_proxies=()", f"--workdir={tmp_path}"],
+                     cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert p.returncode == 0, p.stderr[-2000:]
+  assert "batch-size sweep" not in p.stdout + p.stderr
+  assert not list(tmp_path.glob("batch*.jsonl"))
+  assert "| meco | 3 |" in p.stdout and (tmp_path / "correlations.json").exists()
+
+
+def test_sweep_command_shows_and_records_the_data_source(tmp_path):
+  p = subprocess.run([sys.executable, "-m", "experiments.sweep",
+                      "--config=configs/cifar10.py:smoke", "--seeds=0,1", "--settings=baseline",
+                      f"--workdir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                     timeout=900)
+  assert p.returncode == 0, p.stderr[-2000:]
+  assert "data: no config.data_dir given, using the bundled sample" in p.stdout
+  md = (tmp_path / "sweep.md").read_text()
+  assert "data: bundled:cifar10_test_sample.npz" in md and "sample std (ddof 1)" in md
+  rows = json.loads((tmp_path / "sweep.json").read_text())["rows"]["baseline"]
+  assert rows["data_source"] == ["bundled:cifar10_test_sample.npz (2000 CIFAR-10 test images)"]
+  v = rows["cifar10_test_acc"]["values"]
+  assert rows["cifar10_test_acc"]["std"] == pytest.approx(np.std(v, ddof=1))
+  assert "gap_cifar10_test_acc" in rows
