@@ -140,6 +140,16 @@ def _fail(field: str, value, allowed: str):
   raise ValueError(f"config.{field} = {value!r} is not allowed: {allowed}")
 
 
+def _check_network(c, section: str) -> None:
+  """channels, cells_per_stage and batch_size of a network section: positive, batch >= 2."""
+  for f in ("channels", "cells_per_stage", "batch_size"):
+    v = c[section][f]
+    if not isinstance(v, int) or v < 1:
+      _fail(f"{section}.{f}", v, "a positive integer")
+  if c[section].batch_size < 2:
+    _fail(f"{section}.batch_size", c[section].batch_size, "at least 2")
+
+
 def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_collections.ConfigDict:
   """Raises ValueError naming the first bad field; returns the config unchanged.
 
@@ -154,12 +164,7 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
     _fail("seed", c.seed, "a non-negative integer")
   if not isinstance(c.ntk.chunk_size, int) or c.ntk.chunk_size < 0:
     _fail("ntk.chunk_size", c.ntk.chunk_size, "a non-negative integer (0 = auto)")
-  for f in ("channels", "cells_per_stage", "batch_size"):
-    v = c.ntk[f]
-    if not isinstance(v, int) or v < 1:
-      _fail(f"ntk.{f}", v, "a positive integer")
-  if c.ntk.batch_size < 2:
-    _fail("ntk.batch_size", c.ntk.batch_size, "at least 2")
+  _check_network(c, "ntk")
   if not isinstance(c.ntk.cond_index, int) or not 0 <= c.ntk.cond_index < c.ntk.batch_size - 1:
     _fail("ntk.cond_index", c.ntk.cond_index, f"an integer in [0, ntk.batch_size - 1 = "
           f"{c.ntk.batch_size - 1})")
@@ -243,12 +248,7 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
       _fail(f"score.{f}", tuple(c.score[f]), f"names from {zero_cost.PROXIES}")
   if not isinstance(c.score.extra_cells, int) or c.score.extra_cells < 0:
     _fail("score.extra_cells", c.score.extra_cells, "a non-negative integer")
-  for f in ("channels", "cells_per_stage", "batch_size"):
-    v = c.zc[f]
-    if not isinstance(v, int) or v < 1:
-      _fail(f"zc.{f}", v, "a positive integer")
-  if c.zc.batch_size < 2:
-    _fail("zc.batch_size", c.zc.batch_size, "at least 2")
+  _check_network(c, "zc")
   if not c.score.batch_sizes or any(not isinstance(b, int) or b < 2 for b in c.score.batch_sizes):
     _fail("score.batch_sizes", tuple(c.score.batch_sizes), "integers >= 2")
   if not isinstance(c.score.max_cond_index, int) or not (

@@ -31,6 +31,7 @@ import ml_collections
 import numpy as np
 
 from monas_jax import data as data_lib, models, space
+from monas_jax.proxies import linear_regions
 
 # Every proxy's direction: True when a larger value predicts a more accurate cell.
 HIGHER_IS_BETTER = {
@@ -53,10 +54,6 @@ class Bench:
   stats: dict
   dataset: str
   image_size: int
-
-  @property
-  def num_classes(self) -> int:
-    return self.net.num_classes
 
 
 def bench(dataset: str, channels: int = 16, cells_per_stage: int = 5) -> Bench:
@@ -105,22 +102,6 @@ def _is_weight(path) -> bool:
 
 def _weights(tree):
   return [l for p, l in jax.tree_util.tree_flatten_with_path(tree)[0] if _is_weight(p)]
-
-
-def _active_weight_masks(params, mask):
-  """Per kernel leaf 1.0 when its operator is active in ``mask`` (always for stem/reductions/
-  classifier), so a supernet's pruned operators do not count as layers."""
-  out = []
-  for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]:
-    if not _is_weight(path):
-      continue
-    names = [getattr(p, "key", None) for p in path]
-    m = jnp.asarray(1.0)
-    for i, n in enumerate(names):
-      if isinstance(n, str) and n.startswith("edge") and n[4:].isdigit():
-        m = mask[int(n[4:]), space.OP_INDEX[names[i + 1]]]
-    out.append(m)
-  return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,11 +186,8 @@ def _relu_bits(relu_tree, mask):
   cols, valid = [], []
   for path, leaf in jax.tree_util.tree_flatten_with_path(relu_tree)[0]:
     bits = (leaf > 0).reshape(leaf.shape[0], -1).astype(jnp.float32)
-    names = [getattr(q, "key", None) for q in path]
-    v = jnp.asarray(1.0)
-    for i, n in enumerate(names):
-      if isinstance(n, str) and n.startswith("edge") and n[4:].isdigit():
-        v = mask[int(n[4:]), space.OP_INDEX[names[i + 1]]]
+    where = linear_regions._edge_op(path)  # (edge, op) of an operator's ReLU, else None
+    v = jnp.asarray(1.0) if where is None else mask[where]
     cols.append(bits * v)
     valid.append(v * jnp.ones(bits.shape[1]))
   return jnp.concatenate(cols, 1), jnp.concatenate(valid)
