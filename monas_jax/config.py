@@ -83,6 +83,8 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.ensemble.repeats = 1  # draws of data and weights per evaluation (AZ-NAS: one)
   # Once at most this many single-path cells remain, score each one directly and keep the best.
   c.ensemble.final_cells = 64
+  # Then steps of local search from the best cell over its one-edge neighbours (0 = none).
+  c.ensemble.refine_steps = 3
 
   c.hardware = ml_collections.ConfigDict()
   c.hardware.profile = "stm32f746"
@@ -204,6 +206,8 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
     _fail("ensemble.repeats", e.repeats, "a positive integer")
   if not isinstance(e.final_cells, int) or e.final_cells < 1:
     _fail("ensemble.final_cells", e.final_cells, "a positive integer")
+  if not isinstance(e.refine_steps, int) or isinstance(e.refine_steps, bool) or e.refine_steps < 0:
+    _fail("ensemble.refine_steps", e.refine_steps, "a non-negative integer")
   if s.mode == "ensemble" and not any(float(w) > 0 for n, w in zip(e.indicators, e.weights)
                                       if n != "latency"):
     _fail("ensemble.weights", tuple(e.weights), "at least one positive weight on a zero-cost "

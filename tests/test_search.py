@@ -255,6 +255,33 @@ def test_ensemble_final_round_keeps_the_best_cell_within_budget():
   assert latency.estimate_many_ms(prof, np.argmax(s.mask, axis=1)[None])[0] <= b.latency_ms + 1e-9
 
 
+def test_ensemble_refine_brings_back_a_pruned_operator():
+  """Local search after the final ranking: skip was pruned on every edge, but skip on edge 0 is
+  better; one-edge neighbours find it, within the allowed operators and the budget only."""
+  mask = space.full_mask(("none",))
+  mask[:, 1] = 0.0
+  mask[:, 4] = 0.0
+  state = search_lib.initial_state(0).replace(mask=mask)
+  table = np.zeros((space.NUM_EDGES, space.NUM_OPS))
+  table[:, 3] = 1.0
+  table[0, 1] = 2.0  # skip on edge 0 beats 1x1 there
+  table[:, 0] = 5.0  # 'none' would be best, but it is not allowed
+  base = _ensemble_settings("synflow", True, table)
+  make = lambda **kw: search_lib.EnsembleSettings(**{**base.__dict__, "final_cells": 64,
+                                                     "allowed": space.full_mask(("none",)), **kw})
+  s = search_lib.ensemble.final_round(state, make(refine_steps=0))
+  assert tuple(np.argmax(s.mask, axis=1)) == (3,) * 6
+  s = search_lib.ensemble.final_round(state, make(refine_steps=3))
+  assert tuple(np.argmax(s.mask, axis=1)) == (1, 3, 3, 3, 3, 3)
+  cells = s.history[0]["cells"]
+  assert sum(c["step"] == 0 for c in cells) == 64
+  # Step 1 adds the best cell's unscored neighbours: skip or pool on each edge (12); step 2
+  # those of the new best not seen yet (pool on edge 0, skip/pool elsewhere: 11); then it stops.
+  assert sum(c["step"] == 1 for c in cells) == 12 and s.history[0]["refine_steps"] == 2
+  assert all("none" not in c["arch_str"] for c in cells)
+  assert len({c["arch_str"] for c in cells}) == len(cells)
+
+
 def test_ensemble_mode_end_to_end(tmp_path):
   """Mode 'ensemble' on the smoke config: prune rounds on the composed score, then the last
   cells ranked directly; the result records the indicators and their values; resumes."""
@@ -267,7 +294,8 @@ def test_ensemble_mode_end_to_end(tmp_path):
   assert kinds == ["prune", "prune", "final"]  # 4^6 -> 3^6 -> 2^6 = 64 cells, then ranked
   assert [len(r["candidates"]) for r in res["rounds"][:2]] == [24, 18]
   final = res["rounds"][-1]
-  assert len(final["cells"]) == 64 and sum(x["chosen"] for x in final["cells"]) == 1
+  assert sum(x["step"] == 0 for x in final["cells"]) == 64
+  assert sum(x["chosen"] for x in final["cells"]) == 1
   chosen = next(x for x in final["cells"] if x["chosen"])
   assert chosen["arch_str"] == res["arch_str"]
   assert chosen["score"] == max(x["score"] for x in final["cells"])

@@ -10,7 +10,12 @@ by mu); on every edge the operator whose removal leaves the best-scored supernet
 Final round (at most ``final_cells`` cells left): every remaining single-path cell within the
 budget is scored as its own network and the best composed cell is the result. The indicators
 were validated on single cells (benchmarks/RESULTS.md), so the last choice is made where they
-rank best.
+rank best. Then up to ``refine_steps`` steps of local search: the best cell's one-edge
+neighbours (any allowed operator, within the budget) that are not yet scored join the pool,
+scored with the same round key (so their values are those they would have had in the first
+batch), and the pool is ranked again; it stops when the best cell stays. Pruning on supernets
+removes operators (skip, pooling) that the indicators rate well only in single cells; this
+step can bring them back.
 """
 from __future__ import annotations
 
@@ -46,6 +51,8 @@ class EnsembleSettings:
   prune_per_round: int = 1
   budget: Optional[Budget] = None
   compile_seconds: float = 0.0
+  refine_steps: int = 0
+  allowed: Optional[np.ndarray] = None  # (6, 5) 0/1: operators cells may use (default: all)
 
   @property
   def names(self) -> tuple[str, ...]:
@@ -115,27 +122,63 @@ def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -
                        history=state.history + (record,))
 
 
+def _neighbours(cell: tuple, allowed: np.ndarray) -> list[tuple]:
+  """Cells that differ from ``cell`` (6 op indices) on exactly one edge, using allowed ops."""
+  out = []
+  for e in range(space.NUM_EDGES):
+    for o in np.flatnonzero(allowed[e]):
+      if o != cell[e]:
+        out.append(cell[:e] + (int(o),) + cell[e + 1:])
+  return out
+
+
+def _within_budget(settings: EnsembleSettings, ops: np.ndarray) -> np.ndarray:
+  """(m,) bool: which cells (m, 6) meet the budget."""
+  if settings.budget is None or not settings.budget.active:
+    return np.ones(len(ops), bool)
+  masks = np.eye(space.NUM_OPS, dtype=np.float32)[ops]
+  return np.array([settings.budget.feasible(m) for m in masks], bool)
+
+
 def final_round(state: SearchState, settings: EnsembleSettings, progress=None) -> SearchState:
-  """Scores every remaining single-path cell (within the budget) and keeps the best one."""
+  """Scores every remaining single-path cell (within the budget), refines the best by local
+  search (``settings.refine_steps``) and keeps the best one."""
   mask = np.asarray(state.mask, np.float32)
   ops = np.array(space.single_path_ops(mask), np.int64)
-  if settings.budget is not None and settings.budget.active:
-    ok = settings.budget._ok(settings.budget.cells(mask))
-    ops = ops[ok]
-  masks = np.eye(space.NUM_OPS, dtype=np.float32)[ops]  # (m, 6, 5)
+  ops = ops[_within_budget(settings, ops)]
+  eye = np.eye(space.NUM_OPS, dtype=np.float32)
   key = jax.random.wrap_key_data(jnp.asarray(state.key, jnp.uint32))
   round_key, next_key = jax.random.split(key)
-  values = _values(masks, settings, round_key, progress, state.round + 1)
+  values = _values(eye[ops], settings, round_key, progress, state.round + 1)
+  step = [0] * len(ops)
   score = _score(values, settings)
   best = int(np.argmax(score))  # first of equals: deterministic
+  allowed = (np.ones((space.NUM_EDGES, space.NUM_OPS), bool) if settings.allowed is None
+             else np.asarray(settings.allowed, bool))
+  for t in range(1, settings.refine_steps + 1):
+    seen = {tuple(o) for o in ops.tolist()}
+    new = [c for c in _neighbours(tuple(ops[best].tolist()), allowed) if c not in seen]
+    new = np.array(new, np.int64).reshape(-1, space.NUM_EDGES)
+    new = new[_within_budget(settings, new)]
+    if not len(new):
+      break
+    more = _values(eye[new], settings, round_key, progress, state.round + 1)
+    values = {n: np.concatenate([values[n], more[n]]) for n in values}
+    ops = np.concatenate([ops, new])
+    step += [t] * len(new)
+    score = _score(values, settings)
+    prev, best = best, int(np.argmax(score))
+    if best == prev:
+      break
   table = [{"arch_str": space.ops_to_arch_str(tuple(o)), "score": float(score[i]),
-            "chosen": i == best, **{f"value_{n}": float(values[n][i]) for n in values}}
+            "chosen": i == best, "step": step[i],
+            **{f"value_{n}": float(values[n][i]) for n in values}}
            for i, o in enumerate(ops)]
   record = {"round": state.round + 1, "kind": "final", "mask_before": mask.astype(int).tolist(),
-            "mask_after": masks[best].astype(int).tolist(), "indicators": list(values),
+            "mask_after": eye[ops[best]].astype(int).tolist(), "indicators": list(values),
             "weights": dict(settings.weights), "rule": settings.rule, "cells": table,
-            "pruned": []}
-  return state.replace(mask=masks[best], round=state.round + 1,
+            "refine_steps": max(step), "pruned": []}
+  return state.replace(mask=eye[ops[best]], round=state.round + 1,
                        key=np.asarray(jax.random.key_data(next_key), np.uint32),
                        history=state.history + (record,))
 
