@@ -1,6 +1,6 @@
 r"""The full search end to end and per phase, in a fresh process (compiles included).
 
-  python benchmarks/search_speed.py [--config=configs/cifar100.py] [--quick]
+  python benchmarks/search_speed.py [--config=configs/cifar100.py] [--quick] [--mode=ensemble]
 
 Phases: data loading, building the indicators (tracing + XLA compile, per indicator), and
 each pruning round (compute). Prints a table and, last, one JSON line. ``--quick`` uses the
@@ -12,7 +12,8 @@ import json
 import time
 
 T0 = time.perf_counter()
-import jax.numpy as jnp  # noqa: E402  (import time is part of the end-to-end figure)
+import jax  # noqa: E402  (import time is part of the end-to-end figure)
+import jax.numpy as jnp  # noqa: E402
 
 from monas_jax import benchmark, data, io, search, space  # noqa: E402
 from monas_jax import config as config_lib  # noqa: E402
@@ -32,20 +33,25 @@ def main():
   ap.add_argument("--config", default="configs/cifar100.py")
   ap.add_argument("--batch_size", type=int, default=0, help="override ntk.batch_size")
   ap.add_argument("--quick", action="store_true")
+  ap.add_argument("--mode", default="", help="search.mode (default: the config's)")
   args = ap.parse_args()
   c = load_config(args.config + (":smoke" if args.quick and ":" not in args.config else ""))
   if args.batch_size:
     c.ntk.batch_size = args.batch_size
+  if args.mode:
+    c.search.mode = args.mode
   config_lib.validate(c)
   phases = {"import_s": time.perf_counter() - T0}
   t = time.perf_counter()
-  x, _, source = data.load_images(c.dataset, c.data_dir)
+  x, y, source = data.load_images(c.dataset, c.data_dir)
   images = jnp.asarray(x)
   phases["data_s"] = time.perf_counter() - t
   t = time.perf_counter()
-  settings = search.make_settings(c, images)
+  settings = search.make_settings(c, images, source, labels=jnp.asarray(y))
   phases["build_s"] = time.perf_counter() - t
-  phases["compile_s"] = {n: ev.compile_seconds for n, ev in settings.evaluators.items()}
+  evs = (settings.evaluators if isinstance(settings.evaluators, dict)  # monas: {K: ev, ...}
+         else {"+".join(names): ev for names, ev in settings.evaluators})  # ensemble
+  phases["compile_s"] = {n: ev.compile_seconds for n, ev in evs.items()}
   state = search.initial_state(c.seed, tuple(c.search.exclude_ops))
   rounds = []
   t_round = [time.perf_counter()]
@@ -59,8 +65,13 @@ def main():
   t = time.perf_counter()
   state = search.run(state, settings, on_round=on_round)
   phases["search_s"] = time.perf_counter() - t
-  phases["compute_s"] = {n: ev.compute_seconds for n, ev in settings.evaluators.items()}
-  phases["evaluations"] = {n: ev.evaluations for n, ev in settings.evaluators.items()}
+  phases["compute_s"] = {n: ev.compute_seconds for n, ev in evs.items()}
+  phases["evaluations"] = {n: ev.evaluations for n, ev in evs.items()}
+  phases["ms_per_evaluation"] = {n: 1000 * ev.compute_seconds / max(ev.evaluations, 1)
+                                 for n, ev in evs.items()}
+  phases["devices"] = {"count": len(jax.local_devices()),
+                       "kind": jax.local_devices()[0].device_kind,
+                       "platform": jax.default_backend()}
   phases["rounds"] = rounds
   phases["end_to_end_s"] = time.perf_counter() - T0
   arch = space.Arch.from_mask(state.mask)

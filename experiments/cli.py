@@ -18,6 +18,25 @@ def run_or_exit(fn, *args, **kwargs):
     fail(str(e))
 
 
+def parse_flags(argv):
+  """absl's flag parser for ``app.run(main, flags_parser=cli.parse_flags)``: a bad flag value
+  (e.g. a config variant its file refuses, ``--config=configs/cifar10.py:nope``) ends the
+  command in one line naming the flag and the reason, not in absl's embedded traceback."""
+  from absl import flags
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    head = lines[0].split(": Error whilst")[0].rstrip(":") if lines else "bad flag"
+    fail(head if len(lines) < 2 else f"{head}: {lines[-1]}")
+  except (AttributeError, KeyError) as e:  # ml_collections: an override of a field that is not there
+    field = str(e).strip("\"' ")
+    bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--") and "." in a.split("=")[0]
+           and field in a.split("=")[0].split(".")]
+    fail(f"{bad[0] if bad else 'a --config override'}: the config has no field {field!r} "
+         "(see the config file, or --helpfull)")
+
+
 def _config_load_error(e: OSError) -> str:
   """One line out of ml_collections' multi-line 'failed to load the config file' report."""
   cause = e.__cause__ if e.__cause__ is not None else e

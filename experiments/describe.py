@@ -51,4 +51,4 @@ if __name__ == "__main__":
   config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
   flags.DEFINE_multi_string("arch", [], "Arch string (repeatable).")
   flags.DEFINE_string("arch_file", None, "File with one arch string per line.")
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

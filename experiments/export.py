@@ -182,4 +182,4 @@ if __name__ == "__main__":
   flags.DEFINE_string("data_dir", None, "The dataset's files (calibration, check and evaluation "
                       "images); default the bundled sample (none for imagenet16_120).")
   flags.DEFINE_integer("calibration", 200, "Training images for int8 calibration.")
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

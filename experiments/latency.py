@@ -29,6 +29,7 @@ import sys
 import time
 
 from absl import app, flags, logging
+from experiments import cli
 import numpy as np
 
 FLAGS = flags.FLAGS
@@ -246,4 +247,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -418,4 +418,4 @@ if __name__ == "__main__":
   # Flags are defined only when run as a command, so tests and other commands can import.
   config_flags.DEFINE_config_file("config", "configs/cifar10.py", "Config file.")
   flags.DEFINE_string("workdir", None, "Output folder (default runs/score-<dataset>).")
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -190,4 +190,4 @@ if __name__ == "__main__":
   config_flags.DEFINE_config_file("config", "configs/cifar100.py", "Config file.")
   flags.DEFINE_string("workdir", None, "Output folder (default runs/<dataset>-seed<seed>).")
   flags.DEFINE_bool("quiet", False, "No progress bars.")
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

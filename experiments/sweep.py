@@ -283,4 +283,4 @@ if __name__ == "__main__":
   flags.DEFINE_list("settings", ["baseline", "lambda0.7", "mu0.5", "mu0.6", "mu0.7", "mu0.8"],
                     "baseline (accuracy only), lambda<w> (FLOPs weight), mu<w> (latency), "
                     "budget<ms> (latency budget on hardware.profile).")
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -81,4 +81,4 @@ if __name__ == "__main__":
   flags.DEFINE_string("from_result", None, "A search's result.json (or its folder).")
   flags.DEFINE_string("workdir", None, "Output folder (default runs/train-<dataset>-<index>-seed<s>).")
   flags.DEFINE_bool("quiet", False, "No progress bars.")
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -35,6 +35,17 @@ def test_missing_config_file_is_one_line(module, extra, tmp_path):
   assert not os.listdir(tmp_path)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--config=configs/cifar10.py:nope"], "config variant must be one of ('', 'smoke'), got 'nope'"),
+    (["--config=configs/cifar10.py", "--config.search.bogus=1"],
+     "--config.search.bogus: the config has no field 'bogus'"),
+])
+def test_bad_config_flag_is_one_line(args, message, tmp_path):
+  p = _run("experiments.search", *args, f"--workdir={tmp_path}")
+  _one_line_exit_2(p, message)
+  assert not os.listdir(tmp_path)
+
+
 def test_describe_imagenet16_needs_no_data_dir():
   p = _run("experiments.describe", "--config=configs/imagenet16_120.py", f"--arch={CELL}")
   assert p.returncode == 0, p.stderr
