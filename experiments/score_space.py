@@ -81,23 +81,33 @@ def _score(config, cells, path, images, echo, desc, with_regions):
              if with_regions else None)
   echo(f"{desc}: {len(todo)} cells to score ({len(cells) - len(todo)} done); compile "
        f"{spectrum.compile_seconds + (regions.compile_seconds if regions else 0):.1f} s")
-  table = benchmark.load_table()
   ct = cost.cost_table(config.dataset)
+
+  def score(mask, k_data, k_init):
+    t = time.perf_counter()
+    eig = spectrum(mask, k_data, k_init)[0]
+    rec = {"eigenvalues": [float(v) for v in eig], "seconds_ntk": time.perf_counter() - t}
+    if regions is not None:
+      t = time.perf_counter()
+      rec["R"] = float(regions(mask, k_data, k_init)[0])
+      rec["seconds_regions"] = time.perf_counter() - t
+      rec["F"] = float(ct.flops_M(mask[0]))
+    return rec
+
+  _append_records(config, path, todo, desc, score)
+
+
+def _append_records(config, path, todo, desc, score):
+  """One JSON line per cell of ``todo`` appended to ``path`` (flushed, so a crash loses at most
+  one cell): index, arch string and ``score(mask (1, 6, 5), data key, init key) -> dict``.
+  The keys of a cell depend only on the seed and its index, so shards and resumes agree."""
+  table = benchmark.load_table()
   base = jax.random.key(config.seed)
   with open(path, "a") as f:
     for idx in tqdm.tqdm(todo, desc=desc, unit="cell", file=sys.stderr):
       mask = np.eye(5, dtype=np.float32)[table.ops[idx]][None]
       k_data, k_init = jax.random.split(jax.random.fold_in(base, idx))
-      t = time.perf_counter()
-      eig = spectrum(mask, k_data, k_init)[0]
-      t_ntk = time.perf_counter() - t
-      rec = {"nb201_index": idx, "arch_str": table.arch_str[idx],
-             "eigenvalues": [float(v) for v in eig], "seconds_ntk": t_ntk}
-      if regions is not None:
-        t = time.perf_counter()
-        rec["R"] = float(regions(mask, k_data, k_init)[0])
-        rec["seconds_regions"] = time.perf_counter() - t
-        rec["F"] = float(ct.flops_M(mask[0]))
+      rec = {"nb201_index": idx, "arch_str": table.arch_str[idx], **score(mask, k_data, k_init)}
       f.write(json.dumps(rec) + "\n")
       f.flush()
 
@@ -119,7 +129,6 @@ def proxy_groups(names) -> list[tuple[str, tuple[str, ...]]]:
 def _score_proxies(config, cells, workdir, data_arg, echo, names):
   """Appends one record per cell and proxy group to ``zc.<group>.<shard>.jsonl`` (resumable)."""
   shard = config_shard(config)
-  base = jax.random.key(config.seed)
   for tag, members in proxy_groups(names):
     path = os.path.join(workdir, f"zc.{tag}.{shard}.jsonl")
     done = _read_jsonl(path.replace(shard, "shard*"))
@@ -129,18 +138,13 @@ def _score_proxies(config, cells, workdir, data_arg, echo, names):
     ev = BatchEvaluator(zero_cost.proxy_fn(config, members), data_arg, 1)
     echo(f"{tag}: {len(todo)} cells to score ({len(cells) - len(todo)} done); compile "
          f"{ev.compile_seconds:.1f} s")
-    table = benchmark.load_table()
-    with open(path, "a") as f:
-      for idx in tqdm.tqdm(todo, desc=tag, unit="cell", file=sys.stderr):
-        mask = np.eye(5, dtype=np.float32)[table.ops[idx]][None]
-        k_data, k_init = jax.random.split(jax.random.fold_in(base, idx))
-        t = time.perf_counter()
-        v = ev(mask, k_data, k_init)[0]
-        rec = {"nb201_index": idx, "arch_str": table.arch_str[idx],
-               **{m: float(x) for m, x in zip(members, v)},
-               "seconds": time.perf_counter() - t}
-        f.write(json.dumps(rec) + "\n")
-        f.flush()
+
+    def score(mask, k_data, k_init, ev=ev, members=members):
+      t = time.perf_counter()
+      v = ev(mask, k_data, k_init)[0]
+      return {**{m: float(x) for m, x in zip(members, v)}, "seconds": time.perf_counter() - t}
+
+    _append_records(config, path, todo, tag, score)
 
 
 def read_proxies(workdir: str, names) -> dict[str, dict[int, float]]:
