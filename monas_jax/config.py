@@ -43,7 +43,9 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.ntk.init = "kaiming"  # 'kaiming' (TE-NAS intent, fan-out) or 'torch_default' (released code)
   c.ntk.params = "weights"  # 'weights' (conv kernels, BN scales, classifier matrix) or 'all'
   c.ntk.eig_dtype = "float32"  # or 'float64'
-  c.ntk.chunk_size = 0  # masks per vmapped evaluation; 0 = auto (1 on CPU, 16 on accelerators)
+  # Masks per vmapped evaluation; 0 = auto (1 on CPU; on accelerators as many as half the free
+  # device memory holds, from the compiled function's memory analysis, at most 64 per device).
+  c.ntk.chunk_size = 0
 
   # Linear-region network: one width-1 cell on random 3x3 single-channel crops.
   c.regions = ml_collections.ConfigDict()

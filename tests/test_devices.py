@@ -73,3 +73,23 @@ def test_sharded_gradient_proxies_equal_one_device():
   the vmapped function (a sharded jit); the evaluator's shard_map runs the one-device program
   on each device. About a minute of compiling on 2 cores, so on demand (-m slow)."""
   _run("synflow,meco")
+
+
+def test_auto_chunk_fits_memory_and_gives_the_same_values():
+  """chunk=AUTO sizes the chunk from the compiled function's memory analysis and the free memory
+  (given here; accelerators report theirs); the values do not depend on the chunk."""
+  import jax
+  import jax.numpy as jnp
+  from monas_jax.search.evaluate import AUTO, BatchEvaluator, chunk_for_memory
+  fn = lambda m, x, k, ik: jnp.tanh(x * m.sum()).sum() + jax.random.normal(k, ())
+  x = jnp.ones((8, 32, 32, 3))
+  dev = jax.local_devices()[:1]
+  small = BatchEvaluator(fn, x, AUTO, devices=dev, memory_bytes=0)
+  assert small.chunk == 1 and small.bytes_per_mask > x.size * 4
+  big = BatchEvaluator(fn, x, AUTO, devices=dev, memory_bytes=int(small.bytes_per_mask * 9))
+  assert big.chunk == 4  # the largest power of two within half of 9 masks' worth
+  masks = np.random.default_rng(0).integers(0, 2, (7, 6, 5)).astype(np.float32)
+  k = jax.random.key(3)
+  np.testing.assert_array_equal(big(masks, k, k), small(masks, k, k))
+  assert chunk_for_memory(1e6, 1e9) == 64 and chunk_for_memory(1e6, 1e7, 4) == 16
+  assert chunk_for_memory(1e9, 1e6, 2) == 2

@@ -16,14 +16,40 @@ import numpy as np
 from monas_jax import space
 
 
+AUTO = 0  # chunk size chosen by BatchEvaluator from device memory
+MAX_AUTO_CHUNK = 64
+
+
 def default_chunk_size() -> int:
   """Masks per vmapped call when the config says 0 (auto).
 
   On CPU one mask per call is fastest (measured in benchmarks/search_speed.py: vmapping the NTK
   over 4 masks took 1.9 s per mask against 0.7 s one at a time on 2 cores); accelerators gain
-  from batching.
+  from batching, as many masks as their memory holds (``AUTO``: see BatchEvaluator).
   """
-  return 1 if jax.default_backend() == "cpu" else 16
+  return 1 if jax.default_backend() == "cpu" else AUTO
+
+
+def chunk_for_memory(bytes_per_mask: float, bytes_free: float, num_devices: int = 1,
+                     cap: int = MAX_AUTO_CHUNK, fraction: float = 0.5) -> int:
+  """Masks per call: the largest power of two (per device, at most ``cap``) whose working set
+  (``bytes_per_mask`` each, from the compiled function's memory analysis) fits in ``fraction``
+  of ``bytes_free`` (bytes per device); times the device count. At least one per device."""
+  per_dev = 1
+  while per_dev * 2 <= cap and per_dev * 2 * bytes_per_mask <= fraction * bytes_free:
+    per_dev *= 2
+  return per_dev * max(int(num_devices), 1)
+
+
+def _free_bytes(device) -> Optional[int]:
+  """Free memory of an accelerator (bytes), None where the backend does not say (CPU)."""
+  try:
+    st = device.memory_stats()
+  except Exception:  # noqa: BLE001  (backends without memory stats raise various errors)
+    return None
+  if not st or "bytes_limit" not in st:
+    return None
+  return int(st["bytes_limit"]) - int(st.get("bytes_in_use", 0))
 
 
 MESH_AXIS = "masks"
@@ -41,13 +67,34 @@ class BatchEvaluator:
   ``devices`` (default: all local devices): with more than one, ``chunk`` is rounded up to a
   multiple of their number and each chunk's masks are split evenly over them (images and keys
   replicated); the values are gathered back in mask order.
+
+  ``chunk=AUTO`` (0): one mask per device is compiled first; its memory analysis (temporaries,
+  arguments, outputs) gives the bytes per mask, and the chunk becomes the largest power of two
+  (at most 64 per device) that fits in half the free memory of a device (``memory_bytes``
+  overrides what the device reports; without either, one mask per device). The function is
+  then compiled again for that chunk; ``compile_seconds`` counts both compiles.
   """
 
   def __init__(self, fn: Callable, images: jax.Array, chunk: int,
-               devices: Optional[Sequence[jax.Device]] = None):
+               devices: Optional[Sequence[jax.Device]] = None,
+               memory_bytes: Optional[int] = None):
     devices = list(jax.local_devices() if devices is None else devices)
     self.num_devices = len(devices)
     n = self.num_devices
+    if int(chunk) == AUTO:
+      probe = BatchEvaluator(fn, images, n, devices)
+      free = memory_bytes if memory_bytes is not None else _free_bytes(devices[0])
+      ma = probe._compiled.memory_analysis()
+      self.bytes_per_mask = None if ma is None else float(
+          ma.temp_size_in_bytes + ma.output_size_in_bytes + ma.argument_size_in_bytes)
+      chunk = (n if free is None or not self.bytes_per_mask
+               else chunk_for_memory(self.bytes_per_mask, free, n))
+      if chunk == n:
+        self.__dict__.update({**probe.__dict__, "bytes_per_mask": self.bytes_per_mask})
+        return
+      probe_s = probe.compile_seconds
+    else:
+      probe_s, self.bytes_per_mask = 0.0, None
     self.chunk = -(-max(int(chunk), 1) // n) * n  # a multiple of the device count
     batched = jax.vmap(fn, in_axes=(0, None, None, None))
     key = jax.random.key(0)
@@ -70,7 +117,7 @@ class BatchEvaluator:
     self.images = images
     t = time.perf_counter()
     self._compiled = jitted.lower(masks, images, key, key).compile()
-    self.compile_seconds = time.perf_counter() - t
+    self.compile_seconds = time.perf_counter() - t + probe_s
     self.compute_seconds = 0.0
     self.evaluations = 0
     self._memo: dict[bytes, np.ndarray] = {}
