@@ -1,7 +1,7 @@
 r"""Wall time of a search command here against a reference commit, back to back on this machine.
 
   python benchmarks/search_ratio.py [--ref=e5d97e3] [--runs=ref,cold,warm] \
-      [--args="--config=configs/cifar100.py"] [--out=benchmarks/results/search-ratio.json]
+      [--args="--config=configs/cifar100.py"] [--ref_args=...] [--out=FILE.json]
 
 Machines of this kind differ 2-3x from day to day, so a speed claim is a ratio against a
 reference measured in the same sitting. Runs, in the order given:
@@ -73,6 +73,9 @@ def main():
   ap.add_argument("--runs", default="ref,cold,warm")
   ap.add_argument("--args", default="--config=configs/cifar100.py",
                   help="arguments of experiments.search, one string")
+  ap.add_argument("--ref_args", default=None,
+                  help="arguments for the ref run (default: --args), e.g. without options the "
+                  "reference commit does not have")
   ap.add_argument("--out", default="")
   a = ap.parse_args()
   runs = [r for r in a.runs.split(",") if r]
@@ -80,6 +83,7 @@ def main():
   if bad or not runs:
     raise SystemExit(f"--runs: {bad or a.runs!r} not allowed; use a comma list of {RUNS}")
   args = a.args.split()
+  ref_args = args if a.ref_args is None else a.ref_args.split()
   sha = worktree(a.ref, a.ref_dir) if "ref" in runs else None
   cache = tempfile.mkdtemp(prefix="monas-ratio-cache-")
   rows = []
@@ -87,7 +91,7 @@ def main():
     tree = a.ref_dir if r == "ref" else ROOT
     c = "off" if r in ("ref", "nocache") else cache
     print(f"[{r}] running in {tree} ...", flush=True)
-    rows.append({"run": r, **run_one(tree, args, c)})
+    rows.append({"run": r, **run_one(tree, ref_args if r == "ref" else args, c)})
     print(f"[{r}] {rows[-1]['wall_s']:.1f} s wall", flush=True)
   shutil.rmtree(cache, ignore_errors=True)
   ref = next((x["wall_s"] for x in rows if x["run"] == "ref"), None)
@@ -99,7 +103,7 @@ def main():
     print(f"| {x['run']} | {x['wall_s']:.1f} | {f(x['compile_s'])} | {f(x['compute_s'])} | "
           f"{f(x['ratio'], 'x')} | {x['arch_str']} |")
   from monas_jax import io
-  out = {"args": a.args, "ref": a.ref, "ref_sha": sha, "rows": rows, **io.environment()}
+  out = {"args": a.args, "ref_args": " ".join(ref_args), "ref": a.ref, "ref_sha": sha, "rows": rows, **io.environment()}
   if a.out:
     io.write_json_atomic(a.out, out)
   print(json.dumps(out))
