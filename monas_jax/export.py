@@ -24,14 +24,13 @@ Optional dependencies (``pip install -e '.[deploy]'``): jax2onnx, onnx, onnxrunt
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Iterable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from monas_jax import models, space
+from monas_jax import io, models, space
 
 _NONE, _SKIP = space.OP_INDEX["none"], space.OP_INDEX["skip_connect"]
 _CONV1, _CONV3 = space.OP_INDEX["nor_conv_1x1"], space.OP_INDEX["nor_conv_3x3"]
@@ -298,17 +297,8 @@ def _dedupe_initializers(model) -> None:
 
 def _save_model_atomic(model, path: str) -> None:
   onnx = _require("onnx")
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=folder)
-  os.close(fd)
-  try:
+  with io.atomic_path(path, ".onnx") as tmp:
     onnx.save(model, tmp)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
 
 
 def session(path: str):
@@ -347,10 +337,6 @@ def quantize_int8(float_path: str, int8_path: str, calibration_nchw: np.ndarray)
       x = next(self.it, None)
       return None if x is None else {"image": x}
 
-  folder = os.path.dirname(os.path.abspath(int8_path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=folder)
-  os.close(fd)
   import logging
   root = logging.getLogger()
   level = root.level
@@ -358,15 +344,13 @@ def quantize_int8(float_path: str, int8_path: str, calibration_nchw: np.ndarray)
   # shape inference, what it adds, is not needed on this fully static graph.
   root.setLevel(logging.ERROR)
   try:
-    q.quantize_static(float_path, tmp, Reader(), quant_format=q.QuantFormat.QDQ,
-                      per_channel=True, activation_type=q.QuantType.QInt8,
-                      weight_type=q.QuantType.QInt8,
-                      calibrate_method=q.CalibrationMethod.MinMax)
-    os.replace(tmp, int8_path)
+    with io.atomic_path(int8_path, ".onnx") as tmp:
+      q.quantize_static(float_path, tmp, Reader(), quant_format=q.QuantFormat.QDQ,
+                        per_channel=True, activation_type=q.QuantType.QInt8,
+                        weight_type=q.QuantType.QInt8,
+                        calibrate_method=q.CalibrationMethod.MinMax)
   finally:
     root.setLevel(level)
-    if os.path.exists(tmp):
-      os.unlink(tmp)
   return int8_path
 
 

@@ -1,6 +1,7 @@
 """Small I/O helpers of the shell: atomic JSON writes and run metadata."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -9,22 +10,39 @@ import tempfile
 from typing import Any
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-  """Writes JSON to a temporary file in the same folder, then renames it over ``path``."""
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = ""):
+  """Yields a temporary path in ``path``'s folder for a writer that takes a file name; on
+  success it is renamed over ``path``, on any error removed."""
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+  os.close(fd)
   try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=1, sort_keys=False, default=_default)
-      f.write("\n")
-      f.flush()
-      os.fsync(f.fileno())
+    yield tmp
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+@contextlib.contextmanager
+def atomic_file(path: str, suffix: str = "", mode: str = "w", **open_kw):
+  """Yields a file in ``path``'s folder; on success it is synced and renamed over ``path``, on
+  any error removed (a reader sees the old file or the new one, never half of one)."""
+  with atomic_path(path, suffix) as tmp:
+    with open(tmp, mode, **open_kw) as f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  """Writes JSON to a temporary file in the same folder, then renames it over ``path``."""
+  with atomic_file(path, ".json") as f:
+    json.dump(obj, f, indent=1, sort_keys=False, default=_default)
+    f.write("\n")
 
 
 def _default(o):
@@ -73,20 +91,9 @@ def write_arrays_atomic(path: str, arrays: dict, meta: Any) -> None:
   import numpy as np
   if "__meta__" in arrays:
     raise ValueError("'__meta__' is reserved for the metadata")
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, __meta__=np.frombuffer(json.dumps(meta, default=_default).encode(), np.uint8),
-               **arrays)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  with atomic_file(path, ".npz", "wb") as f:
+    np.savez(f, __meta__=np.frombuffer(json.dumps(meta, default=_default).encode(), np.uint8),
+             **arrays)
 
 
 def read_arrays(path: str) -> tuple[dict, Any]:

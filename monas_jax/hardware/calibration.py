@@ -273,16 +273,9 @@ def read_measurements(path, latency_column: str = "latency_ms") -> tuple[list[st
 
 def write_measurements(path, arch_strs: Sequence[str], latency_ms: Sequence[float]) -> None:
   """Writes ``arch_str,latency_ms`` rows, atomically. An I/O helper."""
-  import tempfile
-  path = os.fspath(path)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".csv")
-  try:
-    with os.fdopen(fd, "w", newline="") as f:
-      w = csv.writer(f)
-      w.writerow(["arch_str", "latency_ms"])
-      for s, v in zip(arch_strs, latency_ms):
-        w.writerow([s, repr(float(v))])
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  from monas_jax import io
+  with io.atomic_file(os.fspath(path), ".csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["arch_str", "latency_ms"])
+    for s, v in zip(arch_strs, latency_ms):
+      w.writerow([s, repr(float(v))])

@@ -12,7 +12,6 @@ import functools
 import importlib.resources
 import json
 import os
-import tempfile
 from typing import Any, Mapping, Optional
 
 import numpy as np
@@ -242,17 +241,10 @@ def save_profile(profile: Profile, path) -> None:
   """Writes a profile as JSON, atomically (temporary file, then rename). An I/O helper."""
   d = profile_to_dict(profile)
   profile_from_dict(d)  # never write a file that would not load
-  path = os.fspath(path)
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".profile-", suffix=".json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(d, f, indent=2)
-      f.write("\n")
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  from monas_jax import io
+  with io.atomic_file(os.fspath(path), ".json") as f:
+    json.dump(d, f, indent=2)
+    f.write("\n")
 
 
 def make_profile(*, name: str, device: str, kind: str, clock_mhz: Optional[float], runtime: str,
