@@ -255,6 +255,24 @@ def test_ensemble_final_round_keeps_the_best_cell_within_budget():
   assert latency.estimate_many_ms(prof, np.argmax(s.mask, axis=1)[None])[0] <= b.latency_ms + 1e-9
 
 
+def test_ensemble_counts_only_cells_within_the_budget_for_the_final_round():
+  """With a budget, the direct ranking starts once at most final_cells cells meet it: a budget
+  met by 40 of the 4,096 cells goes straight to the final round and scores exactly those."""
+  prof = latency.load_profile("stm32f746")
+  mask = space.full_mask(("none",))
+  lat = np.sort(latency.estimate_many_ms(prof, np.array(space.single_path_ops(mask))))
+  b = budget_lib.Budget(profile=prof, latency_ms=float(lat[39]))
+  n = len(b.within(mask))
+  assert 40 <= n <= 64  # ties at the 40th latency may add a few
+  table = np.zeros((space.NUM_EDGES, space.NUM_OPS))
+  table[:, 2] = 1.0
+  base = _ensemble_settings("synflow", True, table)
+  s = search_lib.ensemble.run(search_lib.initial_state(0), search_lib.EnsembleSettings(
+      **{**base.__dict__, "final_cells": 64, "budget": b}))
+  assert [r["kind"] for r in s.history] == ["final"] and len(s.history[0]["cells"]) == n
+  assert latency.estimate_many_ms(prof, np.argmax(s.mask, axis=1)[None])[0] <= b.latency_ms + 1e-9
+
+
 def test_ensemble_refine_brings_back_a_pruned_operator():
   """Local search after the final ranking: skip was pruned on every edge, but skip on edge 0 is
   better; one-edge neighbours find it, within the allowed operators and the budget only."""

@@ -69,6 +69,11 @@ class Budget:
       return True
     return bool(self._ok(self.cells(mask)).any())
 
+  def within(self, mask) -> np.ndarray:
+    """(m, 6) op indices of the single-path cells inside ``mask`` that meet every budget."""
+    c = self.cells(mask)
+    return c["ops"] if not self.active else c["ops"][self._ok(c)]
+
   def _ok(self, c: dict[str, np.ndarray]) -> np.ndarray:
     ok = np.ones(len(c["ops"]), bool)
     if self.latency_ms is not None:

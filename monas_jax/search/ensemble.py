@@ -7,7 +7,8 @@ candidates are ranked per indicator (fractional ranks, so any difference counts)
 (``compose.compose``: AZ-NAS's log-rank sum by default, weights per indicator, latency weighted
 by mu); on every edge the operator whose removal leaves the best-scored supernet is pruned.
 
-Final round (at most ``final_cells`` cells left): every remaining single-path cell within the
+Final round (at most ``final_cells`` cells within the budget left, so a tight budget reaches
+the direct ranking earlier, with as many feasible cells): every remaining cell within the
 budget is scored as its own network and the best composed cell is the result. The indicators
 were validated on single cells (benchmarks/RESULTS.md), so the last choice is made where they
 rank best. Then up to ``refine_steps`` steps of local search: the best cell's one-edge
@@ -140,12 +141,19 @@ def _within_budget(settings: EnsembleSettings, ops: np.ndarray) -> np.ndarray:
   return np.array([settings.budget.feasible(m) for m in masks], bool)
 
 
+def _cells_left(mask, settings: EnsembleSettings) -> int:
+  """Single-path cells inside ``mask`` that the final round would score (within the budget)."""
+  if settings.budget is None or not settings.budget.active:
+    return num_cells(mask)
+  return len(settings.budget.within(mask))
+
+
 def final_round(state: SearchState, settings: EnsembleSettings, progress=None) -> SearchState:
   """Scores every remaining single-path cell (within the budget), refines the best by local
   search (``settings.refine_steps``) and keeps the best one."""
   mask = np.asarray(state.mask, np.float32)
-  ops = np.array(space.single_path_ops(mask), np.int64)
-  ops = ops[_within_budget(settings, ops)]
+  ops = (np.array(space.single_path_ops(mask), np.int64) if settings.budget is None
+         else np.asarray(settings.budget.within(mask), np.int64))
   eye = np.eye(space.NUM_OPS, dtype=np.float32)
   key = jax.random.wrap_key_data(jnp.asarray(state.key, jnp.uint32))
   round_key, next_key = jax.random.split(key)
@@ -186,11 +194,12 @@ def final_round(state: SearchState, settings: EnsembleSettings, progress=None) -
 def run(state: SearchState, settings: EnsembleSettings,
         on_round: Optional[Callable[[SearchState], None]] = None,
         progress: Optional[Callable[..., None]] = None) -> SearchState:
-  """Prune rounds until at most ``final_cells`` cells remain, then the final ranking."""
+  """Prune rounds until at most ``final_cells`` cells (within the budget) remain, then the
+  final ranking."""
   if settings.budget is not None:
     settings.budget.check_reachable(state.mask)
   while not state.done:
-    if num_cells(state.mask) <= settings.final_cells:
+    if _cells_left(state.mask, settings) <= settings.final_cells:
       state = final_round(state, settings, progress)
     else:
       state = prune_round(state, settings, progress)
