@@ -4,7 +4,8 @@ r"""Seconds per cell for the NTK condition number (K) and the linear-region coun
 
 Cells are evaluated as one-hot masks of the supernet (one compile for every cell), the way the
 search and score_space run them. Compile time is reported apart. ``--chunks`` compares
-evaluating one mask per call with vmapped chunks of masks. Prints a table and, last, one JSON.
+evaluating one mask per call with vmapped chunks of masks, and projects the time to score all
+15,625 cells with K and R (F and latency are table lookups). Prints a table and, last, one JSON.
 """
 import argparse
 import json
@@ -48,8 +49,17 @@ def main():
       print(f"{name:8s} chunk {chunk:2d}: compile {ev.compile_seconds:6.1f} s, "
             f"{per_cell * 1000:8.1f} ms per cell", flush=True)
   env = io.environment()
+  # The whole space (experiments.score_space --config.num_cells=0) at the best chunk per indicator.
+  best = {n: min(r["seconds_per_cell"] for r in rows if r["indicator"] == n)
+          for n in ("ntk", "regions")}
+  whole = len(table) * sum(best.values())
+  print(f"whole space ({len(table)} cells, K + R, best chunk each): {whole / 60:.1f} min on "
+        f"{jax.local_devices()[0].device_kind} x{len(jax.local_devices())}")
   print(json.dumps({"dataset": args.dataset, "ntk_batch_size": args.batch_size,
-                    "cells": args.cells, "data_source": source, "rows": rows, **env}))
+                    "cells": args.cells, "data_source": source, "rows": rows,
+                    "projected_whole_space_s": whole,
+                    "devices": {"kind": jax.local_devices()[0].device_kind,
+                                "count": len(jax.local_devices())}, **env}))
 
 
 if __name__ == "__main__":
