@@ -255,6 +255,21 @@ def test_ensemble_final_round_keeps_the_best_cell_within_budget():
   assert latency.estimate_many_ms(prof, np.argmax(s.mask, axis=1)[None])[0] <= b.latency_ms + 1e-9
 
 
+def test_ensemble_prune_round_keeps_cells_within_the_budget():
+  """With a budget, prune rounds also rank candidates by the cells within it that they keep:
+  with indicators that cannot tell candidates apart, the slowest operator (3x3) goes on every
+  edge, and the round's table records the 'feasible' indicator."""
+  prof = latency.load_profile("stm32f746")
+  b = budget_lib.Budget(profile=prof, latency_ms=15.0)
+  base = _ensemble_settings("synflow", True, np.zeros((space.NUM_EDGES, space.NUM_OPS)))
+  s = search_lib.ensemble.prune_round(search_lib.initial_state(0), search_lib.EnsembleSettings(
+      **{**base.__dict__, "final_cells": 64, "budget": b}))
+  rec = s.history[-1]
+  assert {(p["edge"], p["op"]) for p in rec["pruned"]} == {(e, "nor_conv_3x3") for e in range(6)}
+  assert "feasible" in rec["indicators"] and rec["weights"]["feasible"] > 0
+  assert all(c["value_feasible"] >= 1 for c in rec["candidates"])
+
+
 def test_ensemble_counts_only_cells_within_the_budget_for_the_final_round():
   """With a budget, the direct ranking starts once at most final_cells cells meet it: a budget
   met by 40 of the 4,096 cells goes straight to the final round and scores exactly those."""

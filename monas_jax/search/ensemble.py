@@ -60,6 +60,14 @@ class EnsembleSettings:
     return tuple(n for names, _ in self.evaluators for n in names)
 
 
+# With a budget, prune rounds also rank each candidate supernet by how many of its cells meet
+# the budget (more is better), at half the weight of all zero-cost indicators together (at
+# lambda = mu = 0). Without it a tight budget lets the supernet rounds prune skip connections on
+# every edge (the indicators reward convolutions in supernets), leaving only all-1x1 cells
+# within 15 ms. Chosen from the round-2 tables of seed 0 on CIFAR-10 (benchmarks/RESULTS.md).
+FEASIBLE_WEIGHT = 0.5
+
+
 def _values(masks: np.ndarray, settings: EnsembleSettings, round_key,
             progress=None, round_no=0) -> dict[str, np.ndarray]:
   """indicator -> (m,) values of each mask, averaged over repeats (fresh data and weights)."""
@@ -97,7 +105,12 @@ def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -
   key = jax.random.wrap_key_data(jnp.asarray(state.key, jnp.uint32))
   round_key, next_key = jax.random.split(key)
   values = _values(masks, settings, round_key, progress, state.round + 1)
-  score = _score(values, settings)
+  weights = dict(settings.weights)
+  directions = dict(settings.directions)
+  if settings.budget is not None and settings.budget.active:
+    values["feasible"] = np.array([len(settings.budget.within(m)) for m in masks], np.float64)
+    weights["feasible"], directions["feasible"] = FEASIBLE_WEIGHT, True
+  score = compose.compose(values, directions, weights, settings.rule)
   chosen, work = [], mask.copy()
   for e in range(space.NUM_EDGES):
     idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e), key=lambda i: (-score[i], i))
@@ -116,7 +129,7 @@ def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -
            for i, (e, o) in enumerate(cands)]
   record = {"round": state.round + 1, "kind": "prune", "mask_before": mask.astype(int).tolist(),
             "mask_after": work.astype(int).tolist(), "indicators": list(values),
-            "weights": dict(settings.weights), "rule": settings.rule, "candidates": table,
+            "weights": weights, "rule": settings.rule, "candidates": table,
             "pruned": [{"edge": cands[i][0], "op": space.OPS[cands[i][1]]} for i in sorted(chosen)]}
   return state.replace(mask=work, round=state.round + 1,
                        key=np.asarray(jax.random.key_data(next_key), np.uint32),
