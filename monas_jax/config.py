@@ -87,6 +87,12 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.ensemble.final_cells = 64
   # Then steps of local search from the best cell over its one-edge neighbours (0 = none).
   c.ensemble.refine_steps = 3
+  # With a latency/memory budget, prune rounds also rank each candidate by how many of its cells
+  # meet the budget, with this weight (the zero-cost indicators share 1 - lambda - mu). Without
+  # it a tight budget lets the supernet rounds prune skip on every edge (the indicators reward
+  # convolutions in supernets), leaving only all-1x1 cells within 15 ms. 0.5 was chosen from the
+  # round-2 tables of seed 0 on CIFAR-10 (benchmarks/RESULTS.md); 0 turns it off.
+  c.ensemble.budget_weight = 0.5
 
   c.hardware = ml_collections.ConfigDict()
   c.hardware.profile = "stm32f746"
@@ -208,6 +214,8 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
     _fail("ensemble.repeats", e.repeats, "a positive integer")
   if not isinstance(e.final_cells, int) or e.final_cells < 1:
     _fail("ensemble.final_cells", e.final_cells, "a positive integer")
+  if not isinstance(e.budget_weight, (int, float)) or e.budget_weight < 0:
+    _fail("ensemble.budget_weight", e.budget_weight, "a non-negative number")
   if not isinstance(e.refine_steps, int) or isinstance(e.refine_steps, bool) or e.refine_steps < 0:
     _fail("ensemble.refine_steps", e.refine_steps, "a non-negative integer")
   if s.mode == "ensemble" and not any(float(w) > 0 for n, w in zip(e.indicators, e.weights)

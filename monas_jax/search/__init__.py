@@ -76,7 +76,7 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
       evaluators=tuple(evaluators), directions=dirs, weights=weights, rule=e.rule,
       repeats=e.repeats, final_cells=e.final_cells, prune_per_round=s.prune_per_round,
       budget=budget_from_config(config), compile_seconds=compile_s,
-      refine_steps=e.refine_steps, allowed=space.full_mask(tuple(s.exclude_ops)))
+      refine_steps=e.refine_steps, feasible_weight=float(e.budget_weight), allowed=space.full_mask(tuple(s.exclude_ops)))
 
 
 def make_settings(config: ml_collections.ConfigDict, images, source=None, labels=None):

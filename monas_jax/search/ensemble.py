@@ -53,19 +53,14 @@ class EnsembleSettings:
   budget: Optional[Budget] = None
   compile_seconds: float = 0.0
   refine_steps: int = 0
+  # With a budget, prune rounds also rank each candidate by how many of its cells meet the
+  # budget (more is better), with this weight (config.ensemble.budget_weight).
+  feasible_weight: float = 0.5
   allowed: Optional[np.ndarray] = None  # (6, 5) 0/1: operators cells may use (default: all)
 
   @property
   def names(self) -> tuple[str, ...]:
     return tuple(n for names, _ in self.evaluators for n in names)
-
-
-# With a budget, prune rounds also rank each candidate supernet by how many of its cells meet
-# the budget (more is better), at half the weight of all zero-cost indicators together (at
-# lambda = mu = 0). Without it a tight budget lets the supernet rounds prune skip connections on
-# every edge (the indicators reward convolutions in supernets), leaving only all-1x1 cells
-# within 15 ms. Chosen from the round-2 tables of seed 0 on CIFAR-10 (benchmarks/RESULTS.md).
-FEASIBLE_WEIGHT = 0.5
 
 
 def _values(masks: np.ndarray, settings: EnsembleSettings, round_key,
@@ -109,7 +104,7 @@ def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -
   directions = dict(settings.directions)
   if settings.budget is not None and settings.budget.active:
     values["feasible"] = np.array([len(settings.budget.within(m)) for m in masks], np.float64)
-    weights["feasible"], directions["feasible"] = FEASIBLE_WEIGHT, True
+    weights["feasible"], directions["feasible"] = settings.feasible_weight, True
   score = compose.compose(values, directions, weights, settings.rule)
   chosen, work = [], mask.copy()
   for e in range(space.NUM_EDGES):
