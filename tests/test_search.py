@@ -279,6 +279,7 @@ def test_ensemble_counts_only_cells_within_the_budget_for_the_final_round():
   b = budget_lib.Budget(profile=prof, latency_ms=float(lat[39]))
   n = len(b.within(mask))
   assert 40 <= n <= 64  # ties at the 40th latency may add a few
+  assert b.meets(np.array(space.single_path_ops(mask))).sum() == n  # vectorised twin of within
   table = np.zeros((space.NUM_EDGES, space.NUM_OPS))
   table[:, 2] = 1.0
   base = _ensemble_settings("synflow", True, table)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ml_collections
 
 from monas_jax import space
-
 from monas_jax.proxies import indicators
 from monas_jax.search import ensemble, ranking
 from monas_jax.search.budget import Budget, BudgetError, from_config as budget_from_config
@@ -76,7 +75,8 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
       evaluators=tuple(evaluators), directions=dirs, weights=weights, rule=e.rule,
       repeats=e.repeats, final_cells=e.final_cells, prune_per_round=s.prune_per_round,
       budget=budget_from_config(config), compile_seconds=compile_s,
-      refine_steps=e.refine_steps, feasible_weight=float(e.budget_weight), allowed=space.full_mask(tuple(s.exclude_ops)))
+      refine_steps=e.refine_steps, feasible_weight=float(e.budget_weight),
+      allowed=space.full_mask(tuple(s.exclude_ops)))
 
 
 def make_settings(config: ml_collections.ConfigDict, images, source=None, labels=None):

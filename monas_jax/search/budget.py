@@ -52,7 +52,11 @@ class Budget:
 
   def cells(self, mask) -> dict[str, np.ndarray]:
     """Every single-path cell inside ``mask`` with its latency and memory."""
-    ops = np.array(space.single_path_ops(mask), np.int64)
+    return self._table(np.array(space.single_path_ops(mask), np.int64))
+
+  def _table(self, ops: np.ndarray) -> dict[str, np.ndarray]:
+    """Cells (m, 6) with the latency and memory the active limits need."""
+    ops = np.asarray(ops, np.int64).reshape(-1, space.NUM_EDGES)
     out = {"ops": ops}
     if self.latency_ms is not None:
       from monas_jax.hardware import latency
@@ -68,6 +72,10 @@ class Budget:
     if not self.active:
       return True
     return bool(self._ok(self.cells(mask)).any())
+
+  def meets(self, ops) -> np.ndarray:
+    """(m,) bool: which cells (m, 6 op indices) meet every budget."""
+    return self._ok(self._table(ops)) if self.active else np.ones(len(ops), bool)
 
   def within(self, mask) -> np.ndarray:
     """(m, 6) op indices of the single-path cells inside ``mask`` that meet every budget."""

@@ -87,11 +87,6 @@ def _score(values: dict[str, np.ndarray], settings: EnsembleSettings) -> np.ndar
   return compose.compose(values, settings.directions, settings.weights, settings.rule)
 
 
-def num_cells(mask) -> int:
-  """Single-path cells inside a supernet mask."""
-  return int(np.prod(np.asarray(mask).astype(bool).sum(axis=1)))
-
-
 def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -> SearchState:
   """One pruning round on the composed score (pure in state and settings)."""
   mask = np.asarray(state.mask, np.float32)
@@ -141,27 +136,19 @@ def _neighbours(cell: tuple, allowed: np.ndarray) -> list[tuple]:
   return out
 
 
-def _within_budget(settings: EnsembleSettings, ops: np.ndarray) -> np.ndarray:
-  """(m,) bool: which cells (m, 6) meet the budget."""
-  if settings.budget is None or not settings.budget.active:
-    return np.ones(len(ops), bool)
-  masks = np.eye(space.NUM_OPS, dtype=np.float32)[ops]
-  return np.array([settings.budget.feasible(m) for m in masks], bool)
-
-
-def _cells_left(mask, settings: EnsembleSettings) -> int:
-  """Single-path cells inside ``mask`` that the final round would score (within the budget)."""
-  if settings.budget is None or not settings.budget.active:
-    return num_cells(mask)
-  return len(settings.budget.within(mask))
+def _scorable(mask, settings: EnsembleSettings) -> np.ndarray:
+  """(m, 6) the single-path cells inside ``mask`` that the final round scores (within the
+  budget)."""
+  if settings.budget is None:
+    return np.array(space.single_path_ops(mask), np.int64)
+  return np.asarray(settings.budget.within(mask), np.int64)
 
 
 def final_round(state: SearchState, settings: EnsembleSettings, progress=None) -> SearchState:
   """Scores every remaining single-path cell (within the budget), refines the best by local
   search (``settings.refine_steps``) and keeps the best one."""
   mask = np.asarray(state.mask, np.float32)
-  ops = (np.array(space.single_path_ops(mask), np.int64) if settings.budget is None
-         else np.asarray(settings.budget.within(mask), np.int64))
+  ops = _scorable(mask, settings)
   eye = np.eye(space.NUM_OPS, dtype=np.float32)
   key = jax.random.wrap_key_data(jnp.asarray(state.key, jnp.uint32))
   round_key, next_key = jax.random.split(key)
@@ -175,7 +162,8 @@ def final_round(state: SearchState, settings: EnsembleSettings, progress=None) -
     seen = {tuple(o) for o in ops.tolist()}
     new = [c for c in _neighbours(tuple(ops[best].tolist()), allowed) if c not in seen]
     new = np.array(new, np.int64).reshape(-1, space.NUM_EDGES)
-    new = new[_within_budget(settings, new)]
+    if settings.budget is not None:
+      new = new[settings.budget.meets(new)]
     if not len(new):
       break
     more = _values(eye[new], settings, round_key, progress, state.round + 1)
@@ -207,7 +195,7 @@ def run(state: SearchState, settings: EnsembleSettings,
   if settings.budget is not None:
     settings.budget.check_reachable(state.mask)
   while not state.done:
-    if _cells_left(state.mask, settings) <= settings.final_cells:
+    if len(_scorable(state.mask, settings)) <= settings.final_cells:
       state = final_round(state, settings, progress)
     else:
       state = prune_round(state, settings, progress)
