@@ -228,23 +228,42 @@ def initialize(key: jax.Array, params, scheme: str = "kaiming", mode: str = "fan
   for path, leaf in flat:
     if path[-1].key == "kernel" and leaf.ndim == 2:
       dense_fan_in[tuple(k.key for k in path[:-1])] = leaf.shape[0]
-  out = []
-  for k, (path, leaf) in zip(keys, flat):
+  # Each leaf's draw: ("normal", std), ("uniform", bound), "ones" or "zeros".
+  draws = []
+  for path, leaf in flat:
     name = path[-1].key
+    parent = tuple(p.key for p in path[:-1])
     if name == "kernel":
       receptive = int(np.prod(leaf.shape[:-2]))  # conv HWIO or dense (in, out)
       fan_in, fan_out = receptive * leaf.shape[-2], receptive * leaf.shape[-1]
       if scheme == "kaiming":
-        std = np.sqrt(2.0 / (fan_out if mode == "fan_out" else fan_in))
-        out.append(std * jax.random.normal(k, leaf.shape, leaf.dtype))
+        draws.append(("normal", np.sqrt(2.0 / (fan_out if mode == "fan_out" else fan_in))))
       else:
-        bound = 1.0 / np.sqrt(fan_in)
-        out.append(jax.random.uniform(k, leaf.shape, leaf.dtype, -bound, bound))
+        draws.append(("uniform", 1.0 / np.sqrt(fan_in)))
     elif name == "scale":
-      out.append(jnp.ones(leaf.shape, leaf.dtype))
-    elif name == "bias" and tuple(p.key for p in path[:-1]) in dense_fan_in and scheme != "kaiming":
-      bound = 1.0 / np.sqrt(dense_fan_in[tuple(p.key for p in path[:-1])])
-      out.append(jax.random.uniform(k, leaf.shape, leaf.dtype, -bound, bound))
+      draws.append(("ones", None))
+    elif name == "bias" and parent in dense_fan_in and scheme != "kaiming":
+      draws.append(("uniform", 1.0 / np.sqrt(dense_fan_in[parent])))
     else:
-      out.append(jnp.zeros(leaf.shape, leaf.dtype))
+      draws.append(("zeros", None))
+  # Leaves of one shape and kind are drawn by one vmapped call over their keys: the same values
+  # as one call per leaf (the bits depend only on each leaf's key), and a few dozen random
+  # computations for XLA to compile instead of hundreds (the C=16, N=5 supernet has 561
+  # leaves; compiling one draw per leaf took about 16 s on this project's CPU).
+  groups: dict = {}
+  for i, ((_, leaf), (kind, _)) in enumerate(zip(flat, draws)):
+    groups.setdefault((kind, leaf.shape, jnp.dtype(leaf.dtype)), []).append(i)
+  out = [None] * len(flat)
+  for (kind, shape, dtype), idx in groups.items():
+    if kind in ("ones", "zeros"):
+      for i in idx:
+        out[i] = (jnp.ones if kind == "ones" else jnp.zeros)(shape, dtype)
+      continue
+    c = jnp.asarray([draws[i][1] for i in idx], dtype)
+    if kind == "normal":
+      vals = jax.vmap(lambda k, std: std * jax.random.normal(k, shape, dtype))(keys[np.asarray(idx)], c)
+    else:
+      vals = jax.vmap(lambda k, b: jax.random.uniform(k, shape, dtype, -b, b))(keys[np.asarray(idx)], c)
+    for j, i in enumerate(idx):
+      out[i] = vals[j]
   return jax.tree_util.tree_unflatten(treedef, out)

@@ -129,6 +129,28 @@ def test_initialize_schemes():
     models.initialize(jax.random.key(0), params, "xavier")
 
 
+def test_initialize_draws_each_leaf_from_its_own_key():
+  # initialize draws leaves of one shape together (one vmapped call); the values must be those
+  # of one draw per leaf from split(key, leaves)[i], which is what the recorded results used.
+  params = {f"c{i}": {"kernel": jnp.zeros((3, 3, 4, 4)), "bn": {"scale": jnp.zeros(4)}}
+            for i in range(3)}
+  params["head"] = {"kernel": jnp.zeros((4, 10)), "bias": jnp.zeros(10)}
+  flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+  keys = jax.random.split(jax.random.key(5), len(flat))
+  for scheme in ("kaiming", "torch_default"):
+    got = jax.tree_util.tree_leaves(models.initialize(jax.random.key(5), params, scheme, "fan_in"))
+    for (path, leaf), k, g in zip(flat, keys, got):
+      fan_in = int(np.prod(leaf.shape[:-1])) if path[-1].key == "kernel" else 4
+      if path[-1].key == "kernel" and scheme == "kaiming":
+        want = np.sqrt(2.0 / fan_in) * jax.random.normal(k, leaf.shape)
+      elif path[-1].key == "kernel" or (path[-1].key == "bias" and scheme != "kaiming"):
+        b = 1.0 / np.sqrt(fan_in)
+        want = jax.random.uniform(k, leaf.shape, jnp.float32, -b, b)
+      else:
+        want = jnp.full(leaf.shape, 1.0 if path[-1].key == "scale" else 0.0)
+      np.testing.assert_array_equal(np.asarray(g), np.asarray(want), err_msg=str(path))
+
+
 def test_condition_number_guards_singular_kernels():
   big = np.finfo(np.float32).max
   # Rounding can make a PSD kernel's smallest eigenvalue slightly negative: K must not turn

@@ -153,22 +153,24 @@ def az_nas_fn(b: Bench, batch_size: int = 64) -> Callable:
     k_x, k_g = jax.random.split(k_data)
     p = models.initialize(k_init, b.params, "kaiming", "fan_in")
     x = jax.random.normal(k_x, (batch_size, b.image_size, b.image_size, 3))
-    _, st = _apply(b, p, x, mask, collections=("features",))
-    maps = st["features"]["maps"]
-    ent = jnp.stack([_entropy_of_covariance(f) for f in maps])
-    expressivity = jnp.sum(ent)
-    progressivity = jnp.min(ent[1:] - ent[:-1])
-    # Trainability: probes at every block input, cotangents +-1 at every block output.
-    probes = [jnp.zeros_like(f) for f in maps[:-1]]
-    gks = jax.random.split(k_g, len(maps) - 1)
-    g_outs = [jax.random.rademacher(k, f.shape, f.dtype) for k, f in zip(gks, maps[1:])]
+    # Trainability: probes (zeros) at every block input, cotangents +-1 at every block output.
+    # The probes leave the forward values as they are, so this one pass also gives E's maps.
+    shapes = jax.eval_shape(
+        lambda: _apply(b, p, x, mask, collections=("features",))[1]["features"]["maps"])
+    probes = [jnp.zeros(f.shape, f.dtype) for f in shapes[:-1]]
 
     def outputs(probes):
       _, s = _apply(b, p, x, mask, block_input=lambda h, l: jax.lax.stop_gradient(h) + probes[l],
                     collections=("features",))
-      return s["features"]["maps"][1:]
+      maps = s["features"]["maps"]
+      return tuple(maps[1:]), maps
 
-    _, vjp = jax.vjp(outputs, probes)
+    _, vjp, maps = jax.vjp(outputs, probes, has_aux=True)
+    ent = jnp.stack([_entropy_of_covariance(f) for f in maps])
+    expressivity = jnp.sum(ent)
+    progressivity = jnp.min(ent[1:] - ent[:-1])
+    gks = jax.random.split(k_g, len(maps) - 1)
+    g_outs = [jax.random.rademacher(k, f.shape, f.dtype) for k, f in zip(gks, maps[1:])]
     (g_ins,) = vjp(tuple(g_outs))
     t = jnp.stack([_pair_trainability(gi, go) for gi, go in zip(g_ins, g_outs)])
     trainability = jnp.mean(t)
