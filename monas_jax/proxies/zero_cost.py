@@ -28,7 +28,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from monas_jax import data as data_lib, models, space
 from monas_jax.proxies import linear_regions
