@@ -217,6 +217,8 @@ def initialize(key: jax.Array, params, scheme: str = "kaiming", mode: str = "fan
       default: weights and dense biases uniform in +-1/sqrt(fan_in), what TE-NAS's released
       code actually runs). BatchNorm scales are 1 and shifts 0 in both.
     mode: 'fan_out' or 'fan_in' for 'kaiming'.
+
+  Leaf i (in tree-flattening order) is drawn from ``jax.random.split(key, num_leaves)[i]``.
   """
   if scheme not in ("kaiming", "torch_default"):
     raise ValueError(f"init scheme must be 'kaiming' or 'torch_default', got {scheme!r}")
