@@ -261,11 +261,11 @@ def initialize(key: jax.Array, params, scheme: str = "kaiming", mode: str = "fan
       for i in idx:
         out[i] = (jnp.ones if kind == "ones" else jnp.zeros)(shape, dtype)
       continue
-    c = jnp.asarray([draws[i][1] for i in idx], dtype)
+    ks, c = keys[np.asarray(idx)], jnp.asarray([draws[i][1] for i in idx], dtype)
     if kind == "normal":
-      vals = jax.vmap(lambda k, std: std * jax.random.normal(k, shape, dtype))(keys[np.asarray(idx)], c)
+      vals = jax.vmap(lambda k, std: std * jax.random.normal(k, shape, dtype))(ks, c)
     else:
-      vals = jax.vmap(lambda k, b: jax.random.uniform(k, shape, dtype, -b, b))(keys[np.asarray(idx)], c)
+      vals = jax.vmap(lambda k, b: jax.random.uniform(k, shape, dtype, -b, b))(ks, c)
     for j, i in enumerate(idx):
       out[i] = vals[j]
   return jax.tree_util.tree_unflatten(treedef, out)

@@ -71,7 +71,7 @@ class Budget:
     """Whether some single-path cell inside ``mask`` (6, 5) meets every budget."""
     if not self.active:
       return True
-    return bool(self._ok(self.cells(mask)).any())
+    return bool(self.meets(space.single_path_ops(mask)).any())
 
   def meets(self, ops) -> np.ndarray:
     """(m,) bool: which cells (m, 6 op indices) meet every budget."""
@@ -79,8 +79,8 @@ class Budget:
 
   def within(self, mask) -> np.ndarray:
     """(m, 6) op indices of the single-path cells inside ``mask`` that meet every budget."""
-    c = self.cells(mask)
-    return c["ops"] if not self.active else c["ops"][self._ok(c)]
+    ops = np.array(space.single_path_ops(mask), np.int64).reshape(-1, space.NUM_EDGES)
+    return ops[self.meets(ops)]
 
   def _ok(self, c: dict[str, np.ndarray]) -> np.ndarray:
     ok = np.ones(len(c["ops"]), bool)

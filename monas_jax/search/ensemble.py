@@ -98,7 +98,9 @@ def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -
   weights = dict(settings.weights)
   directions = dict(settings.directions)
   if settings.budget is not None and settings.budget.active:
-    values["feasible"] = np.array([len(settings.budget.within(m)) for m in masks], np.float64)
+    # A candidate keeps the current cells within the budget that do not use its operator.
+    ok = settings.budget.within(mask)
+    values["feasible"] = np.array([np.sum(ok[:, e] != o) for e, o in cands], np.float64)
     weights["feasible"], directions["feasible"] = settings.feasible_weight, True
   score = compose.compose(values, directions, weights, settings.rule)
   chosen, work = [], mask.copy()
