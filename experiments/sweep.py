@@ -8,6 +8,8 @@ runs are reused, interrupted ones resume). Compiled indicators are shared by all
 process, and a seed's first round, identical across weights, is computed once. Writes
 ``sweep.md``, ``sweep.csv`` and ``sweep.json`` (mean and std over seeds per setting) and
 ``accuracy_vs_latency.png`` (found cells over the benchmark's Pareto front of all 15,625 cells).
+The speedup columns compare each run with the 'baseline' run of its seed; a sweep without the
+baseline setting (e.g. budgets only) leaves them out.
 """
 from __future__ import annotations
 
@@ -92,8 +94,6 @@ def run(config, workdir: str, seeds, settings, echo=print) -> dict:
   """Runs every (setting, seed) search and writes the tables and the plot."""
   config_lib.validate(config)
   weights = {s: parse_setting(s) for s in settings}  # fail on a bad name before any compute
-  if "baseline" not in weights:
-    raise ValueError("the sweep needs the 'baseline' setting for the speedup column")
   runs: dict[str, list[dict]] = {s: [] for s in settings}
   said_data = []
 
@@ -139,8 +139,9 @@ def search_cmd_acc(config) -> str:
 
 
 def aggregate(runs: dict[str, list[dict]]) -> dict[str, dict]:
-  """Mean and std over seeds per setting; speedup is per seed against the baseline's cell."""
-  base = {r["seed"]: r for r in runs["baseline"]}
+  """Mean and std over seeds per setting; speedup is per seed against the baseline's cell (left
+  out where the sweep has no baseline run of that seed)."""
+  base = {r["seed"]: r for r in runs.get("baseline", [])}
   rows = {}
   for s, rs in runs.items():
     cols: dict[str, list[float]] = {}
@@ -154,7 +155,8 @@ def aggregate(runs: dict[str, list[dict]]) -> dict[str, dict]:
       add("params_M", c["params_M"])
       for m in MCUS:
         add(f"latency_{m}_ms", c["latency_ms"][m])
-        add(f"speedup_{m}", base[r["seed"]]["cell"]["latency_ms"][m] / c["latency_ms"][m])
+        if r["seed"] in base:
+          add(f"speedup_{m}", base[r["seed"]]["cell"]["latency_ms"][m] / c["latency_ms"][m])
       add("search_s", r["seconds"]["compile"] + r["seconds"]["compute"])
       add("compute_s", r["seconds"]["compute"])
       for a in ACC:
@@ -281,6 +283,6 @@ if __name__ == "__main__":
   flags.DEFINE_string("workdir", None, "Output folder (default runs/sweep-<dataset>).")
   flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds.")
   flags.DEFINE_list("settings", ["baseline", "lambda0.7", "mu0.5", "mu0.6", "mu0.7", "mu0.8"],
-                    "baseline (accuracy only), lambda<w> (FLOPs weight), mu<w> (latency), "
+                    "baseline (accuracy only; needed for the speedup columns), lambda<w> (FLOPs weight), mu<w> (latency), "
                     "budget<ms> (latency budget on hardware.profile).")
   app.run(main, flags_parser=cli.parse_flags)

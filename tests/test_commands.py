@@ -128,6 +128,31 @@ def test_sweep_budget_setting_and_pareto_gap():
   assert all(v >= 0 for k, v in g.items() if k.startswith("gap_"))
 
 
+def _cell_result(index: int, seed: int) -> dict:
+  """A search result's fields the sweep reads, for NAS-Bench-201 cell ``index``."""
+  t = benchmark.load_table()
+  lat = {m: float(sweep._latency_all(m)[index]) for m in sweep.MCUS}
+  cell = {"flops_M": float(t.columns["flops_c10_M"][index]),
+          "params_M": float(t.columns["params_c10_M"][index]), "latency_ms": lat,
+          **{a: float(t.columns[a][index]) for a in sweep.ACC}}
+  return {"seed": seed, "arch_str": t.arch_str[index], "cell": cell,
+          "seconds": {"compile": 1.0, "compute": 2.0}}
+
+
+def test_sweep_aggregate_speedup_only_against_a_baseline_of_the_same_seed():
+  """Budget-only sweeps (no baseline setting) aggregate without the speedup column."""
+  fast, slow = _cell_result(186, 0), _cell_result(6336, 0)
+  rows = sweep.aggregate({"budget10": [slow]})
+  assert "speedup_stm32f746" not in rows["budget10"]
+  assert rows["budget10"]["latency_stm32f746_ms"]["mean"] == slow["cell"]["latency_ms"]["stm32f746"]
+  rows = sweep.aggregate({"baseline": [slow], "mu0.8": [fast, _cell_result(186, 1)]})
+  # Seed 1 has no baseline run: its speedup is left out, not compared with seed 0's cell.
+  assert rows["mu0.8"]["speedup_stm32f746"]["values"] == [pytest.approx(
+      slow["cell"]["latency_ms"]["stm32f746"] / fast["cell"]["latency_ms"]["stm32f746"])]
+  assert "| budget10 |" in sweep.markdown(config_lib.make_config("cifar10"),
+                                           sweep.aggregate({"budget10": [slow]}), [0])
+
+
 def test_score_space_command_runs_no_batch_size_sweep_unasked(tmp_path):
   """Asking for scores does not start the NTK batch-size sweep (it costs ~25 minutes)."""
   p = subprocess.run([sys.executable, "-m", "experiments.score_space",
