@@ -1,6 +1,8 @@
 """The pruning search: state, ranking, budgets and the round function."""
 from __future__ import annotations
 
+from absl import logging
+import jax
 import ml_collections
 
 from monas_jax import space
@@ -57,6 +59,12 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
     names = names if "flops" in names else names + ("flops",)
   evaluators, compile_s = [], 0.0
   chunk = config.ntk.chunk_size or default_chunk_size()
+  if chunk > 1 and jax.default_backend() == "cpu":
+    # Seen on XLA:CPU (JAX 0.10.2): a vmapped chunk of 4 ensemble masks hung after compiling, at
+    # 0 % CPU (BUILD.md). One mask per call is also the fastest on CPUs.
+    logging.warning("ntk.chunk_size=%d with mode ensemble on the CPU: a chunk of 4 masks hung in "
+                    "XLA:CPU on this project's machines; ntk.chunk_size=1 (the CPU default) is "
+                    "safe and faster", chunk)
   key = ("ensemble", names, config.dataset, config.zc.to_json(), chunk,
          source if source is not None else id(images))
   if key not in _EVALUATORS:
