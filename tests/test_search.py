@@ -93,6 +93,7 @@ def test_memory_budget_of_small_mcu():
     ("search.exclude_ops", ("none", "conv"), "search.exclude_ops"),
     ("hardware.profile", "stm99", "hardware.profile = 'stm99'"),
     ("shard_index", 3, "num_shards = 1"),
+    ("ensemble.refine_ops", "none", "'search' or 'all'"),
 ])
 def test_bad_config_fails_with_field_value_and_allowed(field, value, message):
   c = config_lib.make_config("cifar10")
@@ -314,6 +315,20 @@ def test_ensemble_refine_brings_back_a_pruned_operator():
   assert sum(c["step"] == 1 for c in cells) == 12 and s.history[0]["refine_steps"] == 2
   assert all("none" not in c["arch_str"] for c in cells)
   assert len({c["arch_str"] for c in cells}) == len(cells)
+  # With every operator allowed (ensemble.refine_ops='all'), each step puts 'none' on one more
+  # edge: three steps, three edges.
+  s = search_lib.ensemble.final_round(state, make(refine_steps=3, allowed=space.full_mask(())))
+  assert np.sum(np.argmax(s.mask, axis=1) == 0) == 3 and s.history[0]["refine_steps"] == 3
+
+
+def test_refine_ops_lets_the_local_search_use_excluded_operators():
+  c = config_lib.make_config("cifar10")
+  assert c.search.exclude_ops == ("none",) and c.ensemble.refine_ops == "search"
+  assert not search_lib.refine_allowed(c)[:, 0].any() and search_lib.refine_allowed(c)[:, 1:].all()
+  c.ensemble.refine_ops = "all"
+  assert search_lib.refine_allowed(config_lib.validate(c, needs_images=False)).all()
+  c.search.exclude_ops = ("none", "avg_pool_3x3")
+  assert search_lib.refine_allowed(c).all()  # the supernet rounds still run without them
 
 
 def test_ensemble_mode_end_to_end(tmp_path):

@@ -42,6 +42,15 @@ def _evaluator(config, name: str, images, source) -> tuple[BatchEvaluator, float
   return ev, ev.compile_seconds
 
 
+def refine_allowed(config: ml_collections.ConfigDict):
+  """(6, 5) 0/1: the operators mode ensemble's local search may put on each edge
+  (``config.ensemble.refine_ops``: 'search' = those ``search.exclude_ops`` leaves, 'all' = every
+  operator)."""
+  if config.ensemble.refine_ops == "all":
+    return space.full_mask(())
+  return space.full_mask(tuple(config.search.exclude_ops))
+
+
 def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
   """Compiles the ensemble's indicators: one evaluator for every zero-cost proxy together (one
   call per mask), one for latency if it is weighted."""
@@ -84,7 +93,7 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
       repeats=e.repeats, final_cells=e.final_cells, prune_per_round=s.prune_per_round,
       budget=budget_from_config(config), compile_seconds=compile_s,
       refine_steps=e.refine_steps, feasible_weight=float(e.budget_weight),
-      allowed=space.full_mask(tuple(s.exclude_ops)))
+      allowed=refine_allowed(config))
 
 
 def make_settings(config: ml_collections.ConfigDict, images, source=None, labels=None):
