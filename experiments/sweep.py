@@ -233,7 +233,6 @@ def plot(path, config, runs):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  t = benchmark.load_table()
   acc = benchmark.test_accuracy(config.dataset)
   prof = config.hardware.profile
   lat = _latency_all(prof)
@@ -283,6 +282,6 @@ if __name__ == "__main__":
   flags.DEFINE_string("workdir", None, "Output folder (default runs/sweep-<dataset>).")
   flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds.")
   flags.DEFINE_list("settings", ["baseline", "lambda0.7", "mu0.5", "mu0.6", "mu0.7", "mu0.8"],
-                    "baseline (accuracy only; needed for the speedup columns), lambda<w> (FLOPs weight), mu<w> (latency), "
-                    "budget<ms> (latency budget on hardware.profile).")
+                    "baseline (accuracy only; needed for the speedup columns), lambda<w> (FLOPs "
+                    "weight), mu<w> (latency), budget<ms> (latency budget on hardware.profile).")
   app.run(main, flags_parser=cli.parse_flags)
