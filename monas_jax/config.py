@@ -59,7 +59,7 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.zc = ml_collections.ConfigDict()
   c.zc.channels = 16
   c.zc.cells_per_stage = 5
-  c.zc.batch_size = 64  # AZ-NAS, NASLib; NASWOT's paper uses 128
+  c.zc.batch_size = 64  # AZ-NAS; NASWOT's paper uses 128; NASLib's stored NB201 values 32
 
   c.search = ml_collections.ConfigDict()
   # 'monas': the paper's K, R, F, L weighted mean of ranks; 'ensemble': the composition below.
