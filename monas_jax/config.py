@@ -87,10 +87,13 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.ensemble.final_cells = 64
   # Then steps of local search from the best cell over its one-edge neighbours (0 = none).
   c.ensemble.refine_steps = 3
-  # Operators the local search may put on an edge: 'search' (those search.exclude_ops allows) or
-  # 'all' (also the excluded ones: with a latency budget it can bring back `none`, which the
-  # fastest good cells use, while the supernet rounds still run without it).
-  c.ensemble.refine_ops = "search"
+  # Operators the local search may put on an edge: 'search' (those search.exclude_ops allows),
+  # 'all' (also the excluded ones: it can bring back `none`, which the fastest good cells use,
+  # while the supernet rounds still run without it) or 'auto' ('all' when the search weighs or
+  # bounds latency, mu > 0 or a latency budget; 'search' otherwise). 'all' moved the mu 0.5-0.8
+  # sweep's cells onto the accuracy-latency front (benchmarks/RESULTS.md); without a latency
+  # objective `none` only lowers the zero-cost scores.
+  c.ensemble.refine_ops = "auto"
   # With a latency/memory budget, prune rounds also rank each candidate by how many of its cells
   # meet the budget, with this weight (the zero-cost indicators share 1 - lambda - mu). Without
   # it a tight budget lets the supernet rounds prune skip on every edge (the indicators reward
@@ -222,8 +225,8 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
     _fail("ensemble.budget_weight", e.budget_weight, "a non-negative number")
   if not isinstance(e.refine_steps, int) or isinstance(e.refine_steps, bool) or e.refine_steps < 0:
     _fail("ensemble.refine_steps", e.refine_steps, "a non-negative integer")
-  if e.refine_ops not in ("search", "all"):
-    _fail("ensemble.refine_ops", e.refine_ops, "'search' or 'all'")
+  if e.refine_ops not in ("auto", "search", "all"):
+    _fail("ensemble.refine_ops", e.refine_ops, "'auto', 'search' or 'all'")
   if s.mode == "ensemble" and not any(float(w) > 0 for n, w in zip(e.indicators, e.weights)
                                       if n != "latency"):
     _fail("ensemble.weights", tuple(e.weights), "at least one positive weight on a zero-cost "

@@ -93,7 +93,7 @@ def test_memory_budget_of_small_mcu():
     ("search.exclude_ops", ("none", "conv"), "search.exclude_ops"),
     ("hardware.profile", "stm99", "hardware.profile = 'stm99'"),
     ("shard_index", 3, "num_shards = 1"),
-    ("ensemble.refine_ops", "none", "'search' or 'all'"),
+    ("ensemble.refine_ops", "none", "'auto', 'search' or 'all'"),
 ])
 def test_bad_config_fails_with_field_value_and_allowed(field, value, message):
   c = config_lib.make_config("cifar10")
@@ -323,8 +323,21 @@ def test_ensemble_refine_brings_back_a_pruned_operator():
 
 def test_refine_ops_lets_the_local_search_use_excluded_operators():
   c = config_lib.make_config("cifar10")
-  assert c.search.exclude_ops == ("none",) and c.ensemble.refine_ops == "search"
-  assert not search_lib.refine_allowed(c)[:, 0].any() and search_lib.refine_allowed(c)[:, 1:].all()
+  assert c.search.exclude_ops == ("none",) and c.ensemble.refine_ops == "auto"
+  only_search = lambda m: not m[:, 0].any() and m[:, 1:].all()
+  # 'auto' without a latency objective: the operators the supernet rounds use.
+  assert only_search(search_lib.refine_allowed(c))
+  c.ensemble.refine_ops = "search"
+  c.search.latency_weight = 0.5
+  assert only_search(search_lib.refine_allowed(c))
+  # 'auto' with mu > 0 or with a latency budget: every operator.
+  c.ensemble.refine_ops = "auto"
+  assert search_lib.refine_allowed(config_lib.validate(c, needs_images=False)).all()
+  c.search.latency_weight = 0.0
+  c.search.latency_budget_ms = 15.0
+  assert search_lib.refine_allowed(config_lib.validate(c, needs_images=False)).all()
+  c.search.latency_budget_ms = None
+  assert only_search(search_lib.refine_allowed(c))
   c.ensemble.refine_ops = "all"
   assert search_lib.refine_allowed(config_lib.validate(c, needs_images=False)).all()
   c.search.exclude_ops = ("none", "avg_pool_3x3")
