@@ -89,10 +89,10 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.ensemble.refine_steps = 3
   # Operators the local search may put on an edge: 'search' (those search.exclude_ops allows),
   # 'all' (also the excluded ones: it can bring back `none`, which the fastest good cells use,
-  # while the supernet rounds still run without it) or 'auto' ('all' when the search weighs or
-  # bounds latency, mu > 0 or a latency budget; 'search' otherwise). 'all' moved the mu 0.5-0.8
-  # sweep's cells onto the accuracy-latency front (benchmarks/RESULTS.md); without a latency
-  # objective `none` only lowers the zero-cost scores.
+  # while the supernet rounds still run without it) or 'auto' ('all' when mu > 0, 'search'
+  # otherwise). 'all' moved the mu 0.5-0.8 sweep's cells onto the accuracy-latency front; with a
+  # latency budget alone it changed nothing on average (mean gap 1.12 against 1.10), and without
+  # a latency objective `none` only lowers the zero-cost scores (benchmarks/RESULTS.md).
   c.ensemble.refine_ops = "auto"
   # With a latency/memory budget, prune rounds also rank each candidate by how many of its cells
   # meet the budget, with this weight (the zero-cost indicators share 1 - lambda - mu). Without

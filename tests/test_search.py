@@ -330,12 +330,12 @@ def test_refine_ops_lets_the_local_search_use_excluded_operators():
   c.ensemble.refine_ops = "search"
   c.search.latency_weight = 0.5
   assert only_search(search_lib.refine_allowed(c))
-  # 'auto' with mu > 0 or with a latency budget: every operator.
+  # 'auto' with mu > 0: every operator; with a latency budget alone: the search's operators.
   c.ensemble.refine_ops = "auto"
   assert search_lib.refine_allowed(config_lib.validate(c, needs_images=False)).all()
   c.search.latency_weight = 0.0
   c.search.latency_budget_ms = 15.0
-  assert search_lib.refine_allowed(config_lib.validate(c, needs_images=False)).all()
+  assert only_search(search_lib.refine_allowed(config_lib.validate(c, needs_images=False)))
   c.search.latency_budget_ms = None
   assert only_search(search_lib.refine_allowed(c))
   c.ensemble.refine_ops = "all"

@@ -45,13 +45,10 @@ def _evaluator(config, name: str, images, source) -> tuple[BatchEvaluator, float
 def refine_allowed(config: ml_collections.ConfigDict):
   """(6, 5) 0/1: the operators mode ensemble's local search may put on each edge
   (``config.ensemble.refine_ops``: 'search' = those ``search.exclude_ops`` leaves, 'all' = every
-  operator, 'auto' = 'all' when the search weighs latency (mu > 0) or has a latency budget,
-  else 'search')."""
+  operator, 'auto' = 'all' when the search weighs latency (mu > 0), else 'search')."""
   ops = config.ensemble.refine_ops
   if ops == "auto":
-    latency_objective = (float(config.search.latency_weight) > 0
-                         or config.search.latency_budget_ms is not None)
-    ops = "all" if latency_objective else "search"
+    ops = "all" if float(config.search.latency_weight) > 0 else "search"
   if ops == "all":
     return space.full_mask(())
   return space.full_mask(tuple(config.search.exclude_ops))
