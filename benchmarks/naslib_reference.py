@@ -102,7 +102,7 @@ def main():
     if g not in [gg for gg, _ in groups]:
       groups.append((g, tuple(m for m in zero_cost.GROUPS.get(g, (n,)) if m in COLUMN)))
   path = os.path.join(a.out, "records.jsonl")
-  done = set()
+  recs = {}  # (group, seed, ops) -> record, for this batch size; read once, extended as scored
   if os.path.exists(path):
     for line in open(path):
       try:
@@ -110,12 +110,12 @@ def main():
       except json.JSONDecodeError:
         continue
       if _same_batch(r, a.batch_size):
-        done.add((r["group"], r["seed"], tuple(r["ops"])))
+        recs[(r["group"], r["seed"], tuple(r["ops"]))] = r
   with open(path, "a") as f:
     for g, members in groups:
       ev = None
       for seed in seeds if g not in DETERMINISTIC else seeds[:2]:
-        todo = [o for o in cells if (g, seed, o) not in done]
+        todo = [o for o in cells if (g, seed, o) not in recs]
         if not todo:
           continue
         if ev is None:
@@ -126,16 +126,11 @@ def main():
           k_data, k_init = jax.random.split(jax.random.fold_in(base, idx))
           t = time.perf_counter()
           v = ev(np.eye(5, dtype=np.float32)[list(o)][None], k_data, k_init)[0]
-          f.write(json.dumps({"group": g, "seed": seed, "ops": list(o),
-                              "batch_size": a.batch_size,
-                              **{m: float(z) for m, z in zip(members, v)},
-                              "seconds": time.perf_counter() - t}) + "\n")
+          r = {"group": g, "seed": seed, "ops": list(o), "batch_size": a.batch_size,
+               **{m: float(z) for m, z in zip(members, v)}, "seconds": time.perf_counter() - t}
+          f.write(json.dumps(r) + "\n")
           f.flush()
-  recs = {}
-  for line in open(path):
-    r = json.loads(line)
-    if _same_batch(r, a.batch_size):
-      recs[(r["group"], r["seed"], tuple(r["ops"]))] = r
+          recs[(g, seed, o)] = r
   report = {}
   for n in names:
     if n in ("flops", "params"):
