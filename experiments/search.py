@@ -116,7 +116,8 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
            f"{space.Arch.from_mask(s.mask).to_string()}; checkpoint written")
     else:
       pruned = ", ".join(f"e{p['edge']}:{p['op']}" for p in last["pruned"])
-      echo(f"round {s.round}: pruned {pruned}; checkpoint written")
+      scored = f"scored {len(last['evaluated'])} new cells, " if "evaluated" in last else ""
+      echo(f"round {s.round}: {scored}pruned {pruned}; checkpoint written")
 
   progress = _Progress(quiet)
   try:
@@ -131,6 +132,7 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
       "mask": np.asarray(state.mask).astype(int).tolist(),
       "cell": cell,
       "rounds": list(state.history),
+      "evaluations": evaluations(state.history, config.search.mode),
       "seconds": {**seconds(), "setup": setup_s, "wall": time.time() - timings["start"]},
       # Persistent compilation cache: on, where, and this run's compiles that asked it / hit.
       "compilation_cache": {k: (v - cache_before[k] if k in ("requests", "hits") else v)
@@ -145,6 +147,15 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
   io.write_json_atomic(os.path.join(workdir, RESULT), result)
   echo(summary(result))
   return result
+
+
+def evaluations(history, mode: str) -> int:
+  """Masks a search evaluated (each at every repeat counts once): mode ensemble's single cells
+  (and candidate supernets of its 'supernet' strategy), or mode monas's candidates plus the
+  current supernet per round."""
+  if mode == "ensemble":
+    return search.ensemble.evaluations(history)
+  return sum(len(r.get("candidates", ())) + 1 for r in history)
 
 
 def summary(result: dict) -> str:
@@ -163,7 +174,8 @@ def summary(result: dict) -> str:
       ("fits (int8)", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in c["fits"].items())),
       ("latency ms", lat),
       ("search time", f"{s['compile']:.1f} s compile + {s['compute']:.1f} s compute "
-                      f"({s['wall']:.1f} s wall) on {result['device']['platform']}"),
+                      f"({s['wall']:.1f} s wall) on {result['device']['platform']}, "
+                      f"{result.get('evaluations', '?')} evaluations"),
       ("compilation cache", _cache_line(result.get("compilation_cache"))),
   ]
   w = max(len(k) for k, _ in rows)

@@ -100,6 +100,13 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   # convolutions in supernets), leaving only all-1x1 cells within 15 ms. 0.5 was chosen from the
   # round-2 tables of seed 0 on CIFAR-10 (benchmarks/RESULTS.md); 0 turns it off.
   c.ensemble.budget_weight = 0.5
+  # How the search uses the score: 'cells' compares single cells from the first round (prune
+  # rounds draw cells_per_round new cells inside the supernet and prune, on every edge, the
+  # operator whose best keep_top cells score lowest); 'supernet' scores candidate supernets in
+  # the prune rounds (the earlier search). monas_jax/search/ensemble.py has the details.
+  c.ensemble.strategy = "cells"
+  c.ensemble.cells_per_round = 32
+  c.ensemble.keep_top = 2
 
   c.hardware = ml_collections.ConfigDict()
   c.hardware.profile = "stm32f746"
@@ -209,9 +216,12 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
     _fail("search.mode", s.mode, "'monas' or 'ensemble'")
   e = c.ensemble
   from monas_jax.proxies import zero_cost as _zc  # late: imports the models
-  bad = [n for n in e.indicators if n not in _zc.PROXIES + ("latency",)]
+  if "latency" in e.indicators:
+    _fail("ensemble.indicators", tuple(e.indicators), "zero-cost proxies only: latency weighs "
+          "against the composed accuracy score through search.latency_weight (mu)")
+  bad = [n for n in e.indicators if n not in _zc.PROXIES]
   if bad or not e.indicators:
-    _fail("ensemble.indicators", tuple(e.indicators), f"a non-empty subset of {_zc.PROXIES + ('latency',)}")
+    _fail("ensemble.indicators", tuple(e.indicators), f"a non-empty subset of {_zc.PROXIES}")
   if len(e.weights) != len(e.indicators) or any(float(w) < 0 for w in e.weights):
     _fail("ensemble.weights", tuple(e.weights), f"{len(e.indicators)} non-negative numbers, one per "
           "ensemble indicator")
@@ -227,8 +237,12 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
     _fail("ensemble.refine_steps", e.refine_steps, "a non-negative integer")
   if e.refine_ops not in ("auto", "search", "all"):
     _fail("ensemble.refine_ops", e.refine_ops, "'auto', 'search' or 'all'")
-  if s.mode == "ensemble" and not any(float(w) > 0 for n, w in zip(e.indicators, e.weights)
-                                      if n != "latency"):
+  if e.strategy not in ("cells", "supernet"):
+    _fail("ensemble.strategy", e.strategy, "'cells' or 'supernet'")
+  for f in ("cells_per_round", "keep_top"):
+    if not isinstance(e[f], int) or isinstance(e[f], bool) or e[f] < 1:
+      _fail(f"ensemble.{f}", e[f], "a positive integer")
+  if s.mode == "ensemble" and not any(float(w) > 0 for w in e.weights):
     _fail("ensemble.weights", tuple(e.weights), "at least one positive weight on a zero-cost "
           "indicator")
   if not isinstance(s.repeats, int) or s.repeats < 1:

@@ -344,25 +344,139 @@ def test_refine_ops_lets_the_local_search_use_excluded_operators():
   assert search_lib.refine_allowed(c).all()  # the supernet rounds still run without them
 
 
+def _table_evaluator(tables):
+  """Evaluator of several indicators at once, each a per-(edge, op) table summed over the mask."""
+  names = tuple(tables)
+  t = np.stack([tables[n] for n in names], axis=-1)
+  return names, lambda masks, key, init_key, **kw: np.einsum("meo,eok->mk", np.asarray(masks), t)
+
+
+def test_cell_round_prunes_the_operator_whose_best_cells_score_lowest():
+  """Strategy 'cells': single cells drawn inside the supernet are scored; on every edge the
+  operator whose best cells score lowest goes; the drawn cells and their values are recorded."""
+  rng = np.random.default_rng(1)
+  table = rng.random((space.NUM_EDGES, space.NUM_OPS))
+  worst = {e: 1 + (e % 4) for e in range(space.NUM_EDGES)}
+  for e, o in worst.items():
+    table[e, o] = -10.0
+  settings = search_lib.EnsembleSettings(
+      evaluators=(_table_evaluator({"synflow": table}),), directions={"synflow": True},
+      weights={"synflow": 1.0}, strategy="cells", cells_per_round=128)
+  s = search_lib.ensemble.cell_round(search_lib.initial_state(0), settings)
+  rec = s.history[-1]
+  assert {(p["edge"], p["op"]) for p in rec["pruned"]} == {
+      (e, space.OPS[o]) for e, o in worst.items()}
+  assert len(rec["evaluated"]) == 128 and "cell_key" in rec
+  for c in rec["evaluated"]:
+    ops = space.parse_arch_str(c["arch_str"])
+    assert c["value_synflow"] == pytest.approx(sum(table[e, o] for e, o in enumerate(ops)))
+  # The second round draws cells not drawn before, scored with the same key.
+  s2 = search_lib.ensemble.cell_round(s, settings)
+  drawn = [c["arch_str"] for r in s2.history for c in r["evaluated"]]
+  assert len(drawn) == len(set(drawn)) == 256 and "cell_key" not in s2.history[-1]
+
+
+def _hw_final(cost_weights, acc_weights=None):
+  """Final round over 64 cells (1x1 or 3x3 conv per edge) with a flat accuracy indicator, FLOPs
+  and latency tables where 3x3 costs more on every edge; returns the chosen ops."""
+  mask = space.full_mask(("none", "skip_connect", "avg_pool_3x3"))
+  conv3, conv1 = space.OP_INDEX["nor_conv_3x3"], space.OP_INDEX["nor_conv_1x1"]
+  flops = np.zeros((space.NUM_EDGES, space.NUM_OPS))
+  flops[:, conv1], flops[:, conv3] = 1.0, 9.0
+  lat = flops * 0.5
+  lat[0] = 0.0  # latency: edge 0 free, so mu alone leaves it to the accuracy indicator
+  acc = np.zeros((space.NUM_EDGES, space.NUM_OPS))
+  acc[0, conv3] = 1.0  # 3x3 on edge 0 is the accurate choice
+  evs = (_table_evaluator({"synflow": acc, "flops": flops}), _table_evaluator({"latency": lat}))
+  settings = search_lib.EnsembleSettings(
+      evaluators=evs, directions={"synflow": True, "flops": True},
+      weights=acc_weights or {"synflow": 1.0}, cost_weights=cost_weights, final_cells=64,
+      refine_steps=0)
+  s = search_lib.ensemble.run(search_lib.initial_state(0).replace(mask=mask), settings)
+  return tuple(np.argmax(s.mask, axis=1))
+
+
+def test_mu_and_lambda_penalise_latency_and_flops_in_mode_ensemble():
+  conv3, conv1 = space.OP_INDEX["nor_conv_3x3"], space.OP_INDEX["nor_conv_1x1"]
+  # Accuracy only: the accurate 3x3 on edge 0; the rest tie (first of equals).
+  assert _hw_final({})[0] == conv3
+  # mu: latency is a cost. The slow 3x3 goes wherever it costs latency; edge 0 keeps accuracy.
+  assert _hw_final({"latency": 0.5}) == (conv3,) + (conv1,) * 5
+  # lambda: FLOPs is a cost (lower is better): the cheap 1x1 wherever accuracy does not care.
+  assert _hw_final({"flops_cost": 0.5}) == (conv3,) + (conv1,) * 5
+  # FLOPs as an accuracy indicator (AZ-NAS's complexity term) rewards FLOPs instead.
+  assert _hw_final({}, {"synflow": 1.0, "flops": 1.0}) == (conv3,) * 6
+
+
+def test_mu_and_lambda_penalise_latency_and_flops_in_mode_monas():
+  """Eq. 3 in mode monas: with K and R flat, lambda prunes the FLOPs-heaviest operator and mu
+  the slowest one on every edge."""
+  rng = np.random.default_rng(2)
+  flops, lat = rng.random((6, 5)) + 0.1, rng.random((6, 5)) + 0.1
+  flat = np.ones((6, 5))
+  for lam, mu, table in ((0.5, 0.0, flops), (0.0, 0.5, lat)):
+    settings = _fixed_settings({"K": flat, "R": flat, "F": flops, "L": lat},
+                               ranking.weights(lam, mu))
+    s0 = search_lib.initial_state(0)
+    s1 = loop.search_round(s0, settings)
+    for e in range(6):
+      active = np.flatnonzero(s0.mask[e])
+      assert s1.mask[e, active[np.argmax(table[e, active])]] == 0
+
+
+def test_latency_is_not_an_accuracy_indicator():
+  c = config_lib.make_config("cifar10")
+  c.search.mode = "ensemble"
+  c.ensemble.indicators = ("synflow", "latency")
+  c.ensemble.weights = (1.0, 1.0)
+  with pytest.raises(ValueError, match="latency_weight"):
+    config_lib.validate(c, needs_images=False)
+
+
 def test_ensemble_mode_end_to_end(tmp_path):
-  """Mode 'ensemble' on the smoke config: prune rounds on the composed score, then the last
-  cells ranked directly; the result records the indicators and their values; resumes."""
+  """Mode 'ensemble' on the smoke config, strategy 'cells': two prune rounds on drawn single
+  cells, then the remaining cells and the archive ranked directly; every evaluated cell is in
+  the result with its values; a resumed search ends on the same cell."""
   c = config_lib.make_config("cifar10", "smoke")
   c.search.mode = "ensemble"
   c.ensemble.indicators = ("synflow", "meco", "flops")  # cheap compiles for the fast suite
   c.ensemble.weights = (1.0, 1.0, 1.0)
-  res = search_cmd.run(c, str(tmp_path), echo=lambda line: None)
+  c.ensemble.cells_per_round = 8
+  lines = []
+  res = search_cmd.run(c, str(tmp_path), echo=lines.append)
   kinds = [r["kind"] for r in res["rounds"]]
   assert kinds == ["prune", "prune", "final"]  # 4^6 -> 3^6 -> 2^6 = 64 cells, then ranked
-  assert [len(r["candidates"]) for r in res["rounds"][:2]] == [24, 18]
+  assert [len(r["evaluated"]) for r in res["rounds"][:2]] == [8, 8]
   final = res["rounds"][-1]
-  assert sum(x["step"] == 0 for x in final["cells"]) == 64
+  evaluated = [x["arch_str"] for r in res["rounds"] for x in r["evaluated"]]
+  assert len(evaluated) == len(set(evaluated)) == res["evaluations"]
+  assert {x["arch_str"] for x in final["cells"]} == set(evaluated)  # the archive is ranked
   assert sum(x["chosen"] for x in final["cells"]) == 1
   chosen = next(x for x in final["cells"] if x["chosen"])
   assert chosen["arch_str"] == res["arch_str"]
   assert chosen["score"] == max(x["score"] for x in final["cells"])
   assert set(final["indicators"]) == {"synflow", "meco", "flops"}
   assert {"value_synflow", "value_meco", "value_flops", "score"} <= set(chosen)
-  # Same config, new workdir: the same cell (deterministic).
-  again = search_cmd.run(c, str(tmp_path / "again"), echo=lambda line: None)
+  assert any("evaluations" in line for line in lines)
+  # Crash after the first round, then resume in the same workdir: the same cell and archive.
+  crash = tmp_path / "crash"
+
+  def stop_after_first_round(line):
+    if line.startswith("round 1:"):
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    search_cmd.run(c, str(crash), echo=stop_after_first_round)
+  again = search_cmd.run(c, str(crash), echo=lambda line: None)
   assert again["arch_str"] == res["arch_str"]
+  assert again["rounds"][-1]["cells"] == final["cells"]
+  # The earlier strategy still runs: candidate supernets in the prune rounds. lambda goes to
+  # Eq. 3 as a cost; the accuracy indicators keep their own weights (FLOPs among them).
+  c.ensemble.strategy = "supernet"
+  c.ensemble.weights = (1.0, 2.0, 1.0)
+  c.search.flops_weight = 0.3
+  old = search_cmd.run(c, str(tmp_path / "supernet"), echo=lambda line: None)
+  assert [len(r["candidates"]) for r in old["rounds"][:2]] == [24, 18]
+  assert sum(x["step"] == 0 for x in old["rounds"][-1]["cells"]) == 64
+  assert old["rounds"][0]["weights"] == {"synflow": 1.0, "meco": 2.0, "flops": 1.0}
+  assert old["rounds"][0]["cost_weights"] == {"latency": 0.0, "flops_cost": 0.3}

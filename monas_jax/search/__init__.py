@@ -56,19 +56,20 @@ def refine_allowed(config: ml_collections.ConfigDict):
 
 def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
   """Compiles the ensemble's indicators: one evaluator for every zero-cost proxy together (one
-  call per mask), one for latency if it is weighted."""
+  call per mask), one for latency if it is weighted.
+
+  The accuracy indicators keep their configured weights inside the accuracy composition; mu
+  (latency) and lambda (FLOPs as a cost, lower is better) weigh against that one accuracy score
+  (MONAS Eq. 3; ``ensemble.score``). FLOPs as an accuracy indicator (``ensemble.indicators``,
+  higher is better, AZ-NAS's complexity term) is a separate term.
+  """
   from monas_jax.proxies import zero_cost
   e, s = config.ensemble, config.search
-  names = tuple(n for n, w in zip(e.indicators, e.weights) if float(w) > 0 and n != "latency")
-  acc_w = {n: float(w) for n, w in zip(e.indicators, e.weights) if float(w) > 0}
-  acc_w.pop("latency", None)
-  total = sum(acc_w.values())
-  # Accuracy indicators share 1 - lambda - mu; FLOPs gains lambda and latency mu (as in MONAS).
-  scale = (1.0 - s.flops_weight - s.latency_weight) / total
-  weights = {n: w * scale for n, w in acc_w.items()}
-  if s.flops_weight > 0:
-    weights["flops"] = weights.get("flops", 0.0) + float(s.flops_weight)
-    names = names if "flops" in names else names + ("flops",)
+  weights = {n: float(w) for n, w in zip(e.indicators, e.weights) if float(w) > 0}
+  cost_weights = {"latency": float(s.latency_weight), "flops_cost": float(s.flops_weight)}
+  names = tuple(weights)
+  if cost_weights["flops_cost"] > 0 and "flops" not in names:
+    names += ("flops",)  # the cost term's values; not an accuracy indicator then
   evaluators, compile_s = [], 0.0
   chunk = config.ntk.chunk_size or default_chunk_size()
   if chunk > 1 and jax.default_backend() == "cpu":
@@ -84,19 +85,18 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
     _EVALUATORS[key] = BatchEvaluator(zero_cost.proxy_fn(config, names), data_arg, chunk)
     compile_s += _EVALUATORS[key].compile_seconds
   evaluators.append((names, _EVALUATORS[key]))
-  dirs = dict(zero_cost.HIGHER_IS_BETTER)
-  if s.latency_weight > 0:
+  dirs = {n: zero_cost.HIGHER_IS_BETTER[n] for n in weights}
+  if cost_weights["latency"] > 0:
     ev, c = _evaluator(config, "latency", images, source)
     evaluators.append((("latency",), ev))
     compile_s += c
-    weights["latency"] = float(s.latency_weight)
-    dirs["latency"] = False
   return EnsembleSettings(
       evaluators=tuple(evaluators), directions=dirs, weights=weights, rule=e.rule,
       repeats=e.repeats, final_cells=e.final_cells, prune_per_round=s.prune_per_round,
       budget=budget_from_config(config), compile_seconds=compile_s,
       refine_steps=e.refine_steps, feasible_weight=float(e.budget_weight),
-      allowed=refine_allowed(config))
+      allowed=refine_allowed(config), cost_weights=cost_weights, strategy=e.strategy,
+      cells_per_round=e.cells_per_round, keep_top=e.keep_top)
 
 
 def make_settings(config: ml_collections.ConfigDict, images, source=None, labels=None):

@@ -1,22 +1,26 @@
-"""Search mode 'ensemble': pruning on a composed zero-cost score, then ranking cells directly.
+"""Search mode 'ensemble': composed zero-cost scores of single cells decide the search.
 
-Round t (while the supernet holds more than ``final_cells`` single-path cells): every active
-operator on an edge with a choice is a candidate; each candidate supernet (the current one
-without it) is scored with every ensemble indicator on the C=16, N=5 benchmark network, the
-candidates are ranked per indicator (fractional ranks, so any difference counts) and composed
-(``compose.compose``: AZ-NAS's log-rank sum by default, weights per indicator, latency weighted
-by mu); on every edge the operator whose removal leaves the best-scored supernet is pruned.
+Scores. The accuracy indicators (``weights``) are composed into one accuracy score
+(``compose.compose``: AZ-NAS's log-rank sum by default); with latency or FLOPs weighted, MONAS's
+Eq. 3 then weighs that one accuracy rank against the cost ranks (``compose.hardware_aware``:
+``(1 - mu - lambda) * rank(accuracy) + mu * rank(-latency) + lambda * rank(-FLOPs)``), so mu and
+lambda mean what they mean in mode monas, however many indicators the ensemble holds.
 
-Final round (at most ``final_cells`` cells within the budget left, so a tight budget reaches
-the direct ranking earlier, with as many feasible cells): every remaining cell within the
-budget is scored as its own network and the best composed cell is the result. The indicators
-were validated on single cells (benchmarks/RESULTS.md), so the last choice is made where they
-rank best. Then up to ``refine_steps`` steps of local search: the best cell's one-edge
-neighbours (any allowed operator, within the budget) that are not yet scored join the pool,
-scored with the same round key (so their values are those they would have had in the first
-batch), and the pool is ranked again; it stops when the best cell stays. Pruning on supernets
-removes operators (skip, pooling) that the indicators rate well only in single cells; this
-step can bring them back.
+Strategy 'cells' (default). The indicators were validated on single cells
+(benchmarks/RESULTS.md), so the search compares single cells from the first round. Every cell
+is scored once, with one key for the whole search (a cell's values do not depend on the round
+that drew it), and joins the archive. A prune round draws ``cells_per_round`` new cells inside
+the current supernet (within the budget), composes the score over the archive's cells inside it,
+and on every edge prunes the operator whose best ``keep_top`` cells score lowest (removing it
+loses the least). Once at most ``final_cells`` cells (within the budget) remain, they are all
+scored and the best cell of the whole archive is refined by local search: its one-edge
+neighbours (allowed operators, within the budget) join the archive until the best cell stays or
+``refine_steps`` steps are done. Every evaluated cell is recorded with its indicator values.
+
+Strategy 'supernet' (the earlier search, kept for comparison): prune rounds score candidate
+*supernets* (the current one without each operator) with the indicators, then the final round
+ranks the remaining cells as above. Scoring supernets drops pooling and skip on every edge
+before single cells are compared (every indicator rewards convolutions in a supernet).
 """
 from __future__ import annotations
 
@@ -40,7 +44,9 @@ class EnsembleSettings:
 
   evaluators: list of (indicator names, ``eval(masks (m, 6, 5), key, init_key) -> (m, k)``).
   directions: indicator -> higher is better.
-  weights: indicator -> weight in the composition.
+  weights: accuracy indicator -> weight in the accuracy composition (``rule``).
+  cost_weights: cost term -> weight in Eq. 3 ('latency': mu, 'flops_cost': lambda); the values
+    of 'flops_cost' are those of the 'flops' indicator, lower is better.
   """
 
   evaluators: tuple
@@ -57,6 +63,10 @@ class EnsembleSettings:
   # budget (more is better), with this weight (config.ensemble.budget_weight).
   feasible_weight: float = 0.5
   allowed: Optional[np.ndarray] = None  # (6, 5) 0/1: operators cells may use (default: all)
+  cost_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  strategy: str = "cells"
+  cells_per_round: int = 32
+  keep_top: int = 2
 
   @property
   def names(self) -> tuple[str, ...]:
@@ -83,8 +93,24 @@ def _values(masks: np.ndarray, settings: EnsembleSettings, round_key,
   return out
 
 
-def _score(values: dict[str, np.ndarray], settings: EnsembleSettings) -> np.ndarray:
-  return compose.compose(values, settings.directions, settings.weights, settings.rule)
+# Where each cost term of Eq. 3 takes its values from.
+COST_SOURCE = {"latency": "latency", "flops_cost": "flops"}
+
+
+def score(values: Mapping[str, np.ndarray], settings: EnsembleSettings,
+          extra: Optional[Mapping[str, tuple[float, bool]]] = None) -> np.ndarray:
+  """(n,) composed score of n cells or candidates, higher is better: the accuracy composition
+  of ``settings.weights``, then Eq. 3 with the cost weights (module docstring). ``extra``:
+  name -> (weight, higher is better) of further terms of the accuracy composition (the
+  supernet strategy's budget term)."""
+  weights, dirs = dict(settings.weights), dict(settings.directions)
+  for n, (w, d) in (extra or {}).items():
+    weights[n], dirs[n] = w, d
+  acc = compose.compose({n: values[n] for n in weights}, dirs, weights, settings.rule)
+  costs = {c: values[COST_SOURCE[c]] for c, w in settings.cost_weights.items() if w > 0}
+  if not costs:
+    return acc
+  return compose.hardware_aware(acc, costs, settings.cost_weights)
 
 
 def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -> SearchState:
@@ -95,17 +121,16 @@ def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -
   key = jax.random.wrap_key_data(jnp.asarray(state.key, jnp.uint32))
   round_key, next_key = jax.random.split(key)
   values = _values(masks, settings, round_key, progress, state.round + 1)
-  weights = dict(settings.weights)
-  directions = dict(settings.directions)
+  extra = {}
   if settings.budget is not None and settings.budget.active:
     # A candidate keeps the current cells within the budget that do not use its operator.
     ok = settings.budget.within(mask)
     values["feasible"] = np.array([np.sum(ok[:, e] != o) for e, o in cands], np.float64)
-    weights["feasible"], directions["feasible"] = settings.feasible_weight, True
-  score = compose.compose(values, directions, weights, settings.rule)
+    extra["feasible"] = (settings.feasible_weight, True)
+  score_ = score(values, settings, extra)
   chosen, work = [], mask.copy()
   for e in range(space.NUM_EDGES):
-    idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e), key=lambda i: (-score[i], i))
+    idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e), key=lambda i: (-score_[i], i))
     n_prune = min(settings.prune_per_round, len(idx) - 1)
     for i in idx:
       if n_prune <= 0:
@@ -116,16 +141,23 @@ def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -
         continue  # this prune would lose every cell that meets the budget
       work, n_prune = trial, n_prune - 1
       chosen.append(i)
-  table = [{"edge": e, "op": space.OPS[o], "score": float(score[i]), "pruned": i in chosen,
+  table = [{"edge": e, "op": space.OPS[o], "score": float(score_[i]), "pruned": i in chosen,
             **{f"value_{n}": float(values[n][i]) for n in values}}
            for i, (e, o) in enumerate(cands)]
   record = {"round": state.round + 1, "kind": "prune", "mask_before": mask.astype(int).tolist(),
             "mask_after": work.astype(int).tolist(), "indicators": list(values),
-            "weights": weights, "rule": settings.rule, "candidates": table,
+            **_weights_record(settings, extra), "candidates": table,
             "pruned": [{"edge": cands[i][0], "op": space.OPS[cands[i][1]]} for i in sorted(chosen)]}
   return state.replace(mask=work, round=state.round + 1,
                        key=np.asarray(jax.random.key_data(next_key), np.uint32),
                        history=state.history + (record,))
+
+
+def _weights_record(settings: EnsembleSettings, extra=None) -> dict:
+  """How a round composed its score, for its record."""
+  w = dict(settings.weights)
+  w.update({n: wt for n, (wt, _) in (extra or {}).items()})
+  return {"weights": w, "cost_weights": dict(settings.cost_weights), "rule": settings.rule}
 
 
 def _neighbours(cell: tuple, allowed: np.ndarray) -> list[tuple]:
@@ -142,51 +174,184 @@ def _scorable(mask, settings: EnsembleSettings) -> np.ndarray:
   """(m, 6) the single-path cells inside ``mask`` that the final round scores (within the
   budget)."""
   if settings.budget is None:
-    return np.array(space.single_path_ops(mask), np.int64)
-  return np.asarray(settings.budget.within(mask), np.int64)
+    return np.array(space.single_path_ops(mask), np.int64).reshape(-1, space.NUM_EDGES)
+  return np.asarray(settings.budget.within(mask), np.int64).reshape(-1, space.NUM_EDGES)
+
+
+def _keys(state: SearchState):
+  key = jax.random.wrap_key_data(jnp.asarray(state.key, jnp.uint32))
+  return jax.random.split(key)
+
+
+def _key_data(key) -> list[int]:
+  return np.asarray(jax.random.key_data(key)).astype(np.uint32).tolist()
+
+
+def _cell_key(state: SearchState, round_key):
+  """The key every cell of a 'cells' search is scored with: the first round's key, recorded in
+  its history so later rounds and resumed runs score with the same one."""
+  for rec in state.history:
+    if "cell_key" in rec:
+      return jax.random.wrap_key_data(jnp.asarray(rec["cell_key"], jnp.uint32))
+  return round_key
+
+
+def archive(history) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """Every cell a search evaluated so far, from its round records: ((k, 6) op indices,
+  indicator -> (k,) values), in evaluation order."""
+  ops, rows = [], []
+  for rec in history:
+    for c in rec.get("evaluated", ()):
+      ops.append(space.parse_arch_str(c["arch_str"]))
+      rows.append({k[6:]: v for k, v in c.items() if k.startswith("value_")})
+  names = list(rows[0]) if rows else []
+  return (np.array(ops, np.int64).reshape(-1, space.NUM_EDGES),
+          {n: np.array([r[n] for r in rows], np.float64) for n in names})
+
+
+def _evaluate(ops: np.ndarray, settings, key, progress, round_no) -> dict[str, np.ndarray]:
+  eye = np.eye(space.NUM_OPS, dtype=np.float32)
+  return _values(eye[ops], settings, key, progress, round_no)
+
+
+def _cell_rows(ops: np.ndarray, values, **cols) -> list[dict]:
+  """One JSON-able row per cell: arch string, the given per-cell columns and every value."""
+  return [{"arch_str": space.ops_to_arch_str(tuple(o)),
+           **{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in cols.items()},
+           **{f"value_{n}": float(values[n][i]) for n in values}}
+          for i, o in enumerate(ops.tolist())]
+
+
+def _concat(a: dict, b: dict) -> dict:
+  """Values of two lists of cells, one after the other (either may be empty)."""
+  if not a or not b:
+    return dict(a or b)
+  return {n: np.concatenate([a[n], b[n]]) for n in b}
+
+
+def _unseen(ops: np.ndarray, seen) -> np.ndarray:
+  keep = [i for i, o in enumerate(ops.tolist()) if tuple(o) not in seen]
+  return ops[keep].reshape(-1, space.NUM_EDGES)
+
+
+def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) -> SearchState:
+  """One prune round of strategy 'cells' (pure in state and settings): draws new single cells
+  inside the current supernet, scores the archive's cells inside it and prunes, on every edge,
+  the operator whose best ``keep_top`` cells score lowest."""
+  mask = np.asarray(state.mask, np.float32)
+  round_key, next_key = _keys(state)
+  cell_key = _cell_key(state, round_key)
+  old_ops, old_values = archive(state.history)
+  seen = {tuple(o) for o in old_ops.tolist()}
+  fresh = _unseen(_scorable(mask, settings), seen)
+  rng = np.random.default_rng(_key_data(round_key))
+  take = min(settings.cells_per_round, len(fresh))
+  new = fresh[np.sort(rng.choice(len(fresh), take, replace=False))]
+  values = (_evaluate(new, settings, cell_key, progress, state.round + 1) if take
+            else {n: np.zeros(0) for n in old_values})
+  ops, all_values = np.concatenate([old_ops, new]), _concat(old_values, values)
+  inside = np.all(mask[np.arange(space.NUM_EDGES), ops] > 0, axis=1)
+  if settings.budget is not None:
+    inside &= settings.budget.meets(ops)
+  pool, pool_values = ops[inside], {n: v[inside] for n, v in all_values.items()}
+  s = score(pool_values, settings)
+  cands = candidates(mask)
+  quality = []
+  for e, o in cands:
+    mine = np.sort(s[pool[:, e] == o])[::-1][:settings.keep_top]
+    quality.append(float(mine.mean()) if len(mine) else -np.inf)
+  chosen, work = [], mask.copy()
+  for e in range(space.NUM_EDGES):
+    idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e),
+                 key=lambda i: (quality[i], i))
+    n_prune = min(settings.prune_per_round, len(idx) - 1)
+    for i in idx:
+      if n_prune <= 0:
+        break
+      trial = work.copy()
+      trial[cands[i]] = 0.0
+      if settings.budget is not None and not settings.budget.feasible(trial):
+        continue  # this prune would lose every cell that meets the budget
+      work, n_prune = trial, n_prune - 1
+      chosen.append(i)
+  table = [{"edge": e, "op": space.OPS[o], "quality": quality[i], "pruned": i in chosen,
+            "cells": int(np.sum(pool[:, e] == o))} for i, (e, o) in enumerate(cands)]
+  record = {"round": state.round + 1, "kind": "prune", "strategy": "cells",
+            "mask_before": mask.astype(int).tolist(), "mask_after": work.astype(int).tolist(),
+            "indicators": list(values), **_weights_record(settings), "keep_top": settings.keep_top,
+            "candidates": table, "evaluated": _cell_rows(new, values),
+            "pruned": [{"edge": cands[i][0], "op": space.OPS[cands[i][1]]} for i in sorted(chosen)]}
+  if not any("cell_key" in r for r in state.history):
+    record["cell_key"] = _key_data(cell_key)
+  return state.replace(mask=work, round=state.round + 1,
+                       key=np.asarray(jax.random.key_data(next_key), np.uint32),
+                       history=state.history + (record,))
 
 
 def final_round(state: SearchState, settings: EnsembleSettings, progress=None) -> SearchState:
-  """Scores every remaining single-path cell (within the budget), refines the best by local
-  search (``settings.refine_steps``) and keeps the best one."""
+  """Scores every remaining single-path cell (within the budget) and, with strategy 'cells',
+  every cell of the archive with them; refines the best by local search
+  (``settings.refine_steps``) and keeps the best one."""
   mask = np.asarray(state.mask, np.float32)
-  ops = _scorable(mask, settings)
-  eye = np.eye(space.NUM_OPS, dtype=np.float32)
-  key = jax.random.wrap_key_data(jnp.asarray(state.key, jnp.uint32))
-  round_key, next_key = jax.random.split(key)
-  values = _values(eye[ops], settings, round_key, progress, state.round + 1)
+  round_key, next_key = _keys(state)
+  cells_strategy = settings.strategy == "cells"
+  key = _cell_key(state, round_key) if cells_strategy else round_key
+  if cells_strategy:
+    ops, values = archive(state.history)
+    if settings.budget is not None and len(ops):
+      keep = settings.budget.meets(ops)
+      ops, values = ops[keep], {n: v[keep] for n, v in values.items()}
+  else:
+    ops, values = np.zeros((0, space.NUM_EDGES), np.int64), {}
+  first_new = len(ops)
+  new = _unseen(_scorable(mask, settings), {tuple(o) for o in ops.tolist()})
+  if len(new):
+    values = _concat(values, _evaluate(new, settings, key, progress, state.round + 1))
+    ops = np.concatenate([ops, new])
   step = [0] * len(ops)
-  score = _score(values, settings)
-  best = int(np.argmax(score))  # first of equals: deterministic
+  s = score(values, settings)
+  best = int(np.argmax(s))  # first of equals: deterministic
   allowed = (np.ones((space.NUM_EDGES, space.NUM_OPS), bool) if settings.allowed is None
              else np.asarray(settings.allowed, bool))
   for t in range(1, settings.refine_steps + 1):
-    seen = {tuple(o) for o in ops.tolist()}
-    new = [c for c in _neighbours(tuple(ops[best].tolist()), allowed) if c not in seen]
-    new = np.array(new, np.int64).reshape(-1, space.NUM_EDGES)
-    if settings.budget is not None:
+    new = _unseen(np.array(_neighbours(tuple(ops[best].tolist()), allowed), np.int64),
+                  {tuple(o) for o in ops.tolist()})
+    if settings.budget is not None and len(new):
       new = new[settings.budget.meets(new)]
     if not len(new):
       break
-    more = _values(eye[new], settings, round_key, progress, state.round + 1)
-    values = {n: np.concatenate([values[n], more[n]]) for n in values}
+    values = _concat(values, _evaluate(new, settings, key, progress, state.round + 1))
     ops = np.concatenate([ops, new])
     step += [t] * len(new)
-    score = _score(values, settings)
-    prev, best = best, int(np.argmax(score))
+    s = score(values, settings)
+    prev, best = best, int(np.argmax(s))
     if best == prev:
       break
-  table = [{"arch_str": space.ops_to_arch_str(tuple(o)), "score": float(score[i]),
-            "chosen": i == best, "step": step[i],
-            **{f"value_{n}": float(values[n][i]) for n in values}}
-           for i, o in enumerate(ops)]
+  eye = np.eye(space.NUM_OPS, dtype=np.float32)
+  table = _cell_rows(ops, values, score=s, chosen=np.arange(len(ops)) == best,
+                     step=np.asarray(step))
   record = {"round": state.round + 1, "kind": "final", "mask_before": mask.astype(int).tolist(),
             "mask_after": eye[ops[best]].astype(int).tolist(), "indicators": list(values),
-            "weights": dict(settings.weights), "rule": settings.rule, "cells": table,
-            "refine_steps": max(step), "pruned": []}
+            **_weights_record(settings), "cells": table, "refine_steps": max(step), "pruned": []}
+  # Cells evaluated in this round (not earlier): with the archive, those after first_new.
+  record["evaluated"] = [{k: v for k, v in row.items() if k == "arch_str" or k.startswith("value_")}
+                         for row in table[first_new:]]
+  if cells_strategy and not any("cell_key" in r for r in state.history):
+    record["cell_key"] = _key_data(key)
   return state.replace(mask=eye[ops[best]], round=state.round + 1,
                        key=np.asarray(jax.random.key_data(next_key), np.uint32),
                        history=state.history + (record,))
+
+
+def evaluations(history) -> int:
+  """Cells (or candidate supernets) a search of this mode evaluated, from its round records."""
+  n = 0
+  for rec in history:
+    if "evaluated" in rec:
+      n += len(rec["evaluated"])
+    elif rec.get("kind") == "prune":
+      n += len(rec.get("candidates", ()))
+  return n
 
 
 def run(state: SearchState, settings: EnsembleSettings,
@@ -196,11 +361,12 @@ def run(state: SearchState, settings: EnsembleSettings,
   final ranking."""
   if settings.budget is not None:
     settings.budget.check_reachable(state.mask)
+  prune = cell_round if settings.strategy == "cells" else prune_round
   while not state.done:
     if len(_scorable(state.mask, settings)) <= settings.final_cells:
       state = final_round(state, settings, progress)
     else:
-      state = prune_round(state, settings, progress)
+      state = prune(state, settings, progress)
     if on_round:
       on_round(state)
   return state
