@@ -33,7 +33,7 @@ import tqdm
 from experiments import cli
 from monas_jax import benchmark, config as config_lib, data, io
 from monas_jax.proxies import cost, indicators, ntk, zero_cost
-from monas_jax.search import compose
+from monas_jax.search import compose, topk
 from monas_jax.search.evaluate import BatchEvaluator, default_chunk_size
 
 
@@ -218,11 +218,17 @@ _DATASET_COL = {"cifar10": 0, "cifar100": 1, "imagenet16_120": 2}
 
 
 def ensemble_score(config, values: dict[str, np.ndarray]) -> np.ndarray:
-  """The configured ensemble's composed score over cells (higher is better)."""
+  """The configured ensemble's composed accuracy score over cells (higher is better)."""
   e = config.ensemble
-  dirs = {**zero_cost.HIGHER_IS_BETTER, "latency": False}
-  return compose.compose({n: values[n] for n in e.indicators}, dirs,
+  return compose.compose({n: values[n] for n in e.indicators}, zero_cost.HIGHER_IS_BETTER,
                          dict(zip(e.indicators, e.weights)), e.rule)
+
+
+def top_end(idx: np.ndarray, score=None, score_fn=None) -> dict[str, dict[str, float]]:
+  """Top-end metrics (monas_jax.search.topk) of a score over the cells ``idx`` against every
+  dataset's test accuracy."""
+  return topk.top_end({ds: benchmark.test_accuracy(ds)[idx] for ds in _DATASET_COL},
+                      score=score, score_fn=score_fn)
 
 
 def proxy_correlations(config, workdir, idx, acc, table) -> tuple[dict, dict]:
@@ -248,25 +254,32 @@ def proxy_correlations(config, workdir, idx, acc, table) -> tuple[dict, dict]:
       continue
     v = np.array([got[n][int(i)] for i in have])
     a = acc[[pos[int(i)] for i in have]]
-    out[n] = {**correlations(a, {n: v})[n], "num_cells": len(have)}
+    sign = 1.0 if zero_cost.HIGHER_IS_BETTER[n] else -1.0
+    out[n] = {**correlations(a, {n: v})[n], "num_cells": len(have),
+              "top_end": top_end(np.asarray(have, int), score=sign * v)}
     if len(have) == len(idx):
       values[n] = v
   for n in ("flops", "params"):
-    out[n] = {**correlations(acc, {n: values[n]})[n], "num_cells": len(idx)}
+    out[n] = {**correlations(acc, {n: values[n]})[n], "num_cells": len(idx),
+              "top_end": top_end(idx, score=values[n])}
+  # Composed scores as functions of the cells composed together: a rank composition depends
+  # on its pool, so the top-end pools recompose it inside each pool, as a search would.
   composites = {}
   if all(n in values for n in config.ensemble.indicators):
-    composites["ensemble"] = ensemble_score(config, values)
+    composites["ensemble"] = lambda p: ensemble_score(config, {n: v[p] for n, v in values.items()})
   az = ("expressivity", "progressivity", "trainability", "flops")
   if all(n in values for n in az):  # AZ-NAS's own aggregate, next to its published tau
-    composites["az_nas (E+P+T+FLOPs)"] = compose.compose(
-        {n: values[n] for n in az}, zero_cost.HIGHER_IS_BETTER)
-  for name, score in composites.items():
+    composites["az_nas (E+P+T+FLOPs)"] = lambda p: compose.compose(
+        {n: values[n][p] for n in az}, zero_cost.HIGHER_IS_BETTER)
+  everything = np.arange(len(idx))
+  for name, fn in composites.items():
+    score = fn(everything)
     # Also against the other datasets' accuracies (the proxies are scored once, on this
     # config's network and images).
     other = {ds: correlations(benchmark.test_accuracy(ds)[idx], {"s": score})["s"]
              for ds in _DATASET_COL}
     out[name] = {**correlations(acc, {"s": score})["s"], "num_cells": len(idx),
-                 "by_dataset": other}
+                 "by_dataset": other, "top_end": top_end(idx, score_fn=fn)}
   seconds = {k.split(":", 1)[1]: float(np.median(list(v.values())))
              for k, v in got.items() if k.startswith("seconds:") and v}
   return out, seconds
@@ -298,11 +311,16 @@ def report(config, workdir, cells, source, echo) -> dict | None:
   r = np.array([recs[i]["R"] for i in idx])
   f = np.array([recs[i]["F"] for i in idx])
   main = {f"K{i}": ks[:, i] for i in range(4)}
-  main.update({"R": r, "F": f, "tenas": tenas_rank(ks[:, config.ntk.cond_index], r)})
+  kc = ks[:, config.ntk.cond_index]
+  main.update({"R": r, "F": f, "tenas": tenas_rank(kc, r)})
   corr.update(correlations(acc, main))
+  # Top end, each higher-is-better: K (lower is better) negated, TE-NAS ranked inside each pool.
+  for name, sc in (("K", -kc), ("R", r), ("F", f)):
+    corr[name if name != "K" else f"K{config.ntk.cond_index}"]["top_end"] = top_end(idx, sc)
+  corr["tenas"]["top_end"] = top_end(idx, score_fn=lambda p: -tenas_rank(kc[p], r[p]))
   # tenas_rank is lower-is-better; the composed score is reported higher-is-better.
-  composed = ({k: -v for k, v in corr["tenas"].items()} if config.search.mode == "monas"
-              else corr.get("ensemble", {}))
+  composed = ({k: (-v if k != "top_end" else v) for k, v in corr["tenas"].items()}
+              if config.search.mode == "monas" else corr.get("ensemble", {}))
   corr["composed"] = dict(composed)
   _write_proxy_report(config, workdir, corr, seconds, len(idx), source, echo)
   # Sweeps: tau of K_i for every i; tau of K (cond_index) and TE-NAS for every batch size.
@@ -361,10 +379,34 @@ def _write_proxy_report(config, workdir, corr, seconds, n, source, echo):
     if "by_dataset" in v:
       lines.append(f"\n{k}, Kendall tau by ground truth: " + ", ".join(
           f"{ds} {x['kendall_tau']:.3f}" for ds, x in v["by_dataset"].items()))
+  lines += _top_end_tables(corr)
   md = "\n".join(lines) + "\n"
   with open(os.path.join(workdir, "proxies.md"), "w") as fh:
     fh.write(md)
   echo(md)
+
+
+def _top_end_tables(corr) -> list[str]:
+  """Markdown lines: one table of top-end metrics per dataset, a row per indicator."""
+  rows = {k: v["top_end"] for k, v in corr.items() if v and "top_end" in v}
+  if not rows:
+    return []
+  lines = ["", "Top end (monas_jax.search.topk): precision = share of the score's top k% in the "
+           "true top k%; tau in the true top 10%; mean accuracy of the best-scored cell of 1,000 "
+           "random pools of 64 / 256 cells, and of the whole sample; nDCG as VKDNW (gain "
+           "2^acc - 1, k = 1000)."]
+  for ds in _DATASET_COL:
+    lines += ["", f"{ds}:", "", "| indicator | cells | P@1% | P@5% | P@10% | tau top 10% | "
+              "best of 64 | best of 256 | best scored | nDCG |", "| --- " * 10 + "|"]
+    for k, te in rows.items():
+      m = te[ds]
+      pools = " | ".join(f"{m[f'best_of_{p}_mean']:.2f}" if f"best_of_{p}_mean" in m else ""
+                         for p in topk.POOL_SIZES)
+      lines.append(f"| {k} | {corr[k].get('num_cells', '')} | {m['precision_top1pct']:.2f} | "
+                   f"{m['precision_top5pct']:.2f} | {m['precision_top10pct']:.2f} | "
+                   f"{m['tau_true_top10pct']:.3f} | {pools} | {m['best_scored_acc']:.2f} | "
+                   f"{m['ndcg']:.3f} |")
+  return lines
 
 
 def _markdown(config, corr, cond_sweep, batch_sweep, n, n_sweep, source) -> str:

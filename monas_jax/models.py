@@ -55,7 +55,9 @@ class ReLUConvBN(nn.Module):
   def __call__(self, x, train: bool = True):
     x = nn.relu(x)
     self.sow("relu", "pre", x)  # for activation patterns (linear-region count)
+    self.sow("meco", "relu_out", x)  # MeCo's per-module maps (zero_cost.meco_modules_fn)
     x = _conv(self.features, self.kernel, self.stride, name="conv")(x)
+    self.sow("meco", "conv_out", x)
     return _bn(train, name="bn")(x)
 
 
@@ -75,8 +77,10 @@ class Edge(nn.Module):
         continue  # contributes zeros; it still counts in the mean's denominator
       if name == "skip_connect":
         outs[o] = x
+        self.sow("meco", name, x)
       elif name == "avg_pool_3x3":
         outs[o] = avg_pool_3x3(x)
+        self.sow("meco", name, outs[o])
       else:
         outs[o] = ReLUConvBN(self.channels, _CONV_KERNEL[o], name=name)(x, train)
     if mask_e is None:
@@ -125,7 +129,9 @@ class ResidualReduction(nn.Module):
     y = ReLUConvBN(self.features, 3, 2, name="conv_a")(x, train)
     y = ReLUConvBN(self.features, 3, 1, name="conv_b")(y, train)
     s = nn.avg_pool(x, (2, 2), strides=(2, 2))
+    self.sow("meco", "shortcut_pool", s)
     s = nn.Conv(self.features, (1, 1), use_bias=False, name="shortcut")(s)
+    self.sow("meco", "shortcut_out", s)
     return s + y
 
 

@@ -66,6 +66,12 @@ def test_score_space_smoke_resumes_and_reports(tmp_path):
   corr = score_space.run(c, str(tmp_path), echo=lines.append)
   assert set(corr) == {"K0", "K1", "K2", "K3", "R", "F", "tenas", "flops", "params", "composed"}
   assert corr["composed"]["kendall_tau"] == -corr["tenas"]["kendall_tau"]  # mode monas
+  # Top-end metrics of the composed score against every dataset (8 cells: no pools of 64).
+  te = corr["composed"]["top_end"]
+  assert te == corr["tenas"]["top_end"] and set(te) == {"cifar10", "cifar100", "imagenet16_120"}
+  assert {"precision_top5pct", "tau_true_top10pct", "best_scored_acc",
+          "ndcg"} <= set(te["cifar10"]) and "best_of_64_mean" not in te["cifar10"]
+  assert "top_end" in corr["R"] and "top_end" in corr["flops"]
   with open(tmp_path / "correlations.json") as f:
     assert json.load(f) == corr
   assert (tmp_path / "sweeps.png").stat().st_size > 1000

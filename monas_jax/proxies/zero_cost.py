@@ -19,6 +19,7 @@ the choice is named in the function's docstring.
   jacov          NASLib jacob_cov                        PyTorch default   64 real images
   zico           SLDGroup/ZiCo compute_zico              PyTorch default   2 x 64 labelled images
   meco           HamsterMimi/MeCo meco.py                PyTorch default   one N(0,1) 64x64 image
+  meco_modules   HamsterMimi/MeCo correlation script     PyTorch default   one real 32x32 image
 
 The batch is ``config.zc.batch_size`` (64). NASLib's stored NB201 values (the reference of
 benchmarks/naslib_reference.py) were computed on 32 images: jacov scores -n for n uncorrelated
@@ -40,7 +41,7 @@ from monas_jax.proxies import linear_regions
 HIGHER_IS_BETTER = {
     "expressivity": True, "progressivity": True, "trainability": True, "naswot": True,
     "synflow": True, "grad_norm": True, "snip": True, "jacov": True, "zico": True, "meco": True,
-    "params": True, "flops": True,
+    "params": True, "flops": True, "meco_modules": True,
 }
 PROXIES = tuple(HIGHER_IS_BETTER)
 # Proxies computed together from one forward/backward pass.
@@ -359,14 +360,24 @@ def jacov_fn(b: Bench, batch_size: int = 64) -> Callable:
   return fn
 
 
+def _smallest_correlation_eigenvalue(f):
+  """Smallest eigenvalue of the channel correlation matrix of the first sample of a map
+  (n, h, w, c); NaN entries (a constant channel) become 0, as in MeCo's code."""
+  z = f[0].reshape(-1, f.shape[-1]).T  # (C, HW)
+  z = z - z.mean(axis=1, keepdims=True)
+  nrm = jnp.linalg.norm(z, axis=1)
+  corr = (z @ z.T) / (nrm[:, None] * nrm[None, :])
+  corr = jnp.where(jnp.isfinite(corr), corr, 0.0)
+  return jnp.linalg.eigvalsh(corr)[0]
+
+
 def meco_fn(b: Bench, size: int = 64) -> Callable:
   """``fn(mask, data, key, init_key) -> scalar``: MeCo, sum of the smallest eigenvalue of the
   channel correlation matrix of each feature map of one N(0, 1) image (size x size, as the
-  authors' NB201 code draws).
+  authors' pruning code ``meco.py`` draws).
 
-  The authors hook every module (containers too, so some maps count twice); here the maps are
-  the stem output and every cell and reduction output, each counted once. NaN entries of the
-  correlation matrix (a constant channel) become 0, as in their code.
+  The maps are the stem output and every cell and reduction output, each counted once (the
+  authors' correlation script hooks every module instead: ``meco_modules_fn``).
   """
 
   def fn(mask, data, key, init_key=None):
@@ -375,14 +386,52 @@ def meco_fn(b: Bench, size: int = 64) -> Callable:
     p = models.initialize(k_init, b.params, "torch_default")
     x = jax.random.normal(k_data, (1, size, size, 3))
     _, st = _apply(b, p, x, mask, collections=("features",))
-    total = 0.0
-    for f in st["features"]["maps"]:
-      z = f[0].reshape(-1, f.shape[-1]).T  # (C, HW)
-      z = z - z.mean(axis=1, keepdims=True)
-      nrm = jnp.linalg.norm(z, axis=1)
-      corr = (z @ z.T) / (nrm[:, None] * nrm[None, :])
-      corr = jnp.where(jnp.isfinite(corr), corr, 0.0)
-      total = total + jnp.linalg.eigvalsh(corr)[0]
+    return sum(_smallest_correlation_eigenvalue(f) for f in st["features"]["maps"])
+
+  return fn
+
+
+# How many of the authors' forward hooks see each sown map (HamsterMimi/MeCo,
+# correlation/NAS_Bench_201.py on foresight's NAS201Model): a conv operator's ReLU output once
+# and its conv output four times (ReLUConvBN, its Sequential, Conv and BN: in training-mode BN
+# on one image the BN output is a per-channel affine map of the conv output, the same
+# correlation); skip once; pooling twice (POOLING and its AvgPool2d); a reduction block's
+# shortcut pool once and shortcut conv twice (its Sequential and Conv).
+_MECO_HOOKS = {"relu_out": 1, "conv_out": 4, "skip_connect": 1, "avg_pool_3x3": 2,
+               "shortcut_pool": 1, "shortcut_out": 2}
+
+
+def meco_modules_fn(b: Bench) -> Callable:
+  """``fn(mask, data, key, init_key) -> scalar``: MeCo as its authors' correlation script
+  computes it (the Spearman 0.894 on NAS-Bench-201): the smallest eigenvalue of the channel
+  correlation of every module output that runs, summed, for one real augmented image.
+
+  Per module as their hooks count it (``_MECO_HOOKS``): the stem four times (module, Sequential,
+  Conv, BN), every cell once and the last cell of each stage twice (its stage's Sequential),
+  every reduction block's output once, and the operators and reduction internals above; the
+  classifier's pooled outputs give 0. PyTorch default initialisation, training-mode BatchNorm,
+  one image from ``data`` (random crop and flip, normalised). Operators a mask prunes count
+  nowhere.
+  """
+  n = b.net.cells_per_stage
+
+  def fn(mask, data, key, init_key=None):
+    images, _ = _split(data)
+    k_data, k_init = _keys(key, init_key)
+    p = models.initialize(k_init, b.params, "torch_default")
+    x = data_lib.sample_batch(k_data, images, 1, b.dataset)
+    _, st = _apply(b, p, x, mask, collections=("features", "meco"))
+    maps = st["features"]["maps"]
+    total = 4.0 * _smallest_correlation_eigenvalue(maps[0])
+    for i, f in enumerate(maps[1:]):
+      # Blocks per stage: N cells, then a reduction before the next stage's cells.
+      last_of_stage = i % (n + 1) == n - 1
+      total = total + (2.0 if last_of_stage else 1.0) * _smallest_correlation_eigenvalue(f)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(st["meco"])[0]:
+      hooks = _MECO_HOOKS[[q.key for q in path if isinstance(getattr(q, "key", None), str)][-1]]
+      where = linear_regions._edge_op(path)
+      on = 1.0 if where is None else mask[where]
+      total = total + on * hooks * _smallest_correlation_eigenvalue(leaf)
     return total
 
   return fn
@@ -413,6 +462,7 @@ def proxy_fn(config: ml_collections.ConfigDict, names=PROXIES) -> Callable:
       "jacov": lambda: jacov_fn(b, z.batch_size),
       "zico": lambda: zico_fn(b, z.batch_size),
       "meco": lambda: meco_fn(b),
+      "meco_modules": lambda: meco_modules_fn(b),
   }
   group_of = {n: g for g, members in GROUPS.items() for n in members}
   needed = []

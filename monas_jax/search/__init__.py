@@ -96,7 +96,7 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
       budget=budget_from_config(config), compile_seconds=compile_s,
       refine_steps=e.refine_steps, feasible_weight=float(e.budget_weight),
       allowed=refine_allowed(config), cost_weights=cost_weights, strategy=e.strategy,
-      cells_per_round=e.cells_per_round, keep_top=e.keep_top)
+      cells_per_round=e.cells_per_round, top_fraction=float(e.top_fraction))
 
 
 def make_settings(config: ml_collections.ConfigDict, images, source=None, labels=None):

@@ -11,8 +11,9 @@ Strategy 'cells' (default). The indicators were validated on single cells
 is scored once, with one key for the whole search (a cell's values do not depend on the round
 that drew it), and joins the archive. A prune round draws ``cells_per_round`` new cells inside
 the current supernet (within the budget), composes the score over the archive's cells inside it,
-and on every edge prunes the operator whose best ``keep_top`` cells score lowest (removing it
-loses the least). Once at most ``final_cells`` cells (within the budget) remain, they are all
+and on every edge prunes the operator whose best cells (the ``top_fraction`` of its cells) score
+lowest: removing it loses the least. The draw is balanced (every operator of an edge about
+equally often). Once at most ``final_cells`` cells (within the budget) remain, they are all
 scored and the best cell of the whole archive is refined by local search: its one-edge
 neighbours (allowed operators, within the budget) join the archive until the best cell stays or
 ``refine_steps`` steps are done. Every evaluated cell is recorded with its indicator values.
@@ -66,7 +67,7 @@ class EnsembleSettings:
   cost_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
   strategy: str = "cells"
   cells_per_round: int = 32
-  keep_top: int = 2
+  top_fraction: float = 0.25
 
   @property
   def names(self) -> tuple[str, ...]:
@@ -234,10 +235,34 @@ def _unseen(ops: np.ndarray, seen) -> np.ndarray:
   return ops[keep].reshape(-1, space.NUM_EDGES)
 
 
+def balanced_draw(cells: np.ndarray, mask: np.ndarray, count: int,
+                  rng: np.random.Generator) -> np.ndarray:
+  """Up to ``count`` distinct rows of ``cells`` (m, 6), drawn so that every active operator of
+  each edge of ``mask`` appears about equally often (each edge's column of a balanced design is
+  a random permutation of its operators repeated; design rows not in ``cells`` are replaced by
+  uniform draws from the rest). Balance keeps the per-operator comparisons of a round fair."""
+  count = min(count, len(cells))
+  index = {tuple(c): i for i, c in enumerate(cells.tolist())}
+  design = []
+  for e in range(space.NUM_EDGES):
+    ops = np.flatnonzero(mask[e] > 0)
+    col = np.resize(ops, count)
+    design.append(rng.permutation(col))
+  chosen = []
+  for row in np.stack(design, axis=1).tolist() if count else []:
+    i = index.get(tuple(row))
+    if i is not None and i not in chosen:
+      chosen.append(i)
+  rest = np.setdiff1d(np.arange(len(cells)), chosen)
+  fill = rng.choice(rest, count - len(chosen), replace=False) if count > len(chosen) else []
+  return cells[np.sort(np.concatenate([np.asarray(chosen, np.int64),
+                                       np.asarray(fill, np.int64)]))]
+
+
 def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) -> SearchState:
   """One prune round of strategy 'cells' (pure in state and settings): draws new single cells
   inside the current supernet, scores the archive's cells inside it and prunes, on every edge,
-  the operator whose best ``keep_top`` cells score lowest."""
+  the operator whose best cells (``top_fraction`` of them) score lowest."""
   mask = np.asarray(state.mask, np.float32)
   round_key, next_key = _keys(state)
   cell_key = _cell_key(state, round_key)
@@ -245,8 +270,8 @@ def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) ->
   seen = {tuple(o) for o in old_ops.tolist()}
   fresh = _unseen(_scorable(mask, settings), seen)
   rng = np.random.default_rng(_key_data(round_key))
-  take = min(settings.cells_per_round, len(fresh))
-  new = fresh[np.sort(rng.choice(len(fresh), take, replace=False))]
+  new = balanced_draw(fresh, mask, settings.cells_per_round, rng)
+  take = len(new)
   values = (_evaluate(new, settings, cell_key, progress, state.round + 1) if take
             else {n: np.zeros(0) for n in old_values})
   ops, all_values = np.concatenate([old_ops, new]), _concat(old_values, values)
@@ -258,8 +283,11 @@ def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) ->
   cands = candidates(mask)
   quality = []
   for e, o in cands:
-    mine = np.sort(s[pool[:, e] == o])[::-1][:settings.keep_top]
-    quality.append(float(mine.mean()) if len(mine) else -np.inf)
+    mine = np.sort(s[pool[:, e] == o])[::-1]
+    # A top fraction, not a fixed top k: the best of more draws is larger, so a fixed k would
+    # favour operators drawn more often.
+    k = int(np.ceil(settings.top_fraction * len(mine)))
+    quality.append(float(mine[:k].mean()) if len(mine) else -np.inf)
   chosen, work = [], mask.copy()
   for e in range(space.NUM_EDGES):
     idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e),
@@ -278,7 +306,7 @@ def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) ->
             "cells": int(np.sum(pool[:, e] == o))} for i, (e, o) in enumerate(cands)]
   record = {"round": state.round + 1, "kind": "prune", "strategy": "cells",
             "mask_before": mask.astype(int).tolist(), "mask_after": work.astype(int).tolist(),
-            "indicators": list(values), **_weights_record(settings), "keep_top": settings.keep_top,
+            "indicators": list(values), **_weights_record(settings), "top_fraction": settings.top_fraction,
             "candidates": table, "evaluated": _cell_rows(new, values),
             "pruned": [{"edge": cands[i][0], "op": space.OPS[cands[i][1]]} for i in sorted(chosen)]}
   if not any("cell_key" in r for r in state.history):
