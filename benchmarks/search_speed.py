@@ -52,7 +52,7 @@ def main():
   evs = (settings.evaluators if isinstance(settings.evaluators, dict)  # monas: {K: ev, ...}
          else {"+".join(names): ev for names, ev in settings.evaluators})  # ensemble
   phases["compile_s"] = {n: ev.compile_seconds for n, ev in evs.items()}
-  state = search.initial_state(c.seed, tuple(c.search.exclude_ops))
+  state = search.initial_state(c.seed, search.excluded_ops(c))
   rounds = []
   t_round = [time.perf_counter()]
 

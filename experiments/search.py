@@ -77,7 +77,7 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
   timings = {"start": time.time()}
   cache_before = cli.compilation_cache_info()
 
-  state = search.initial_state(config.seed, tuple(config.search.exclude_ops))
+  state = search.initial_state(config.seed, search.excluded_ops(config))
   previous_seconds = {"compile": 0.0, "compute": 0.0}
   if os.path.exists(ckpt_path):
     with open(ckpt_path) as f:

@@ -111,6 +111,9 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.ensemble.strategy = "cells"
   c.ensemble.cells_per_round = 32
   c.ensemble.top_fraction = 0.25
+  # Strategy 'cells' with a latency or memory budget: 'auto' starts from every operator, `none`
+  # included, and lets the prune rounds decide per edge; 'search' keeps search.exclude_ops.
+  c.ensemble.budget_ops = "auto"
 
   c.hardware = ml_collections.ConfigDict()
   c.hardware.profile = "stm32f746"
@@ -246,6 +249,8 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
   if not isinstance(e.cells_per_round, int) or isinstance(e.cells_per_round, bool) or (
       e.cells_per_round < 1):
     _fail("ensemble.cells_per_round", e.cells_per_round, "a positive integer")
+  if e.budget_ops not in ("auto", "search"):
+    _fail("ensemble.budget_ops", e.budget_ops, "'auto' or 'search'")
   if not 0.0 < float(e.top_fraction) <= 1.0:
     _fail("ensemble.top_fraction", e.top_fraction, "a number in (0, 1]")
   if s.mode == "ensemble" and not any(float(w) > 0 for w in e.weights):

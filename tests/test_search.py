@@ -424,6 +424,28 @@ def test_mu_and_lambda_penalise_latency_and_flops_in_mode_monas():
       assert s1.mask[e, active[np.argmax(table[e, active])]] == 0
 
 
+def test_budget_searches_start_with_none_in_mode_ensemble():
+  """ensemble.budget_ops='auto': with a latency or memory budget the cell-level search starts
+  from every operator and decides about `none` itself; otherwise the paper's exclusion."""
+  c = config_lib.make_config("cifar10")
+  assert search_lib.excluded_ops(c) == ("none",)
+  c.search.mode = "ensemble"
+  assert search_lib.excluded_ops(c) == ("none",)
+  c.search.latency_budget_ms = 15.0
+  assert search_lib.excluded_ops(c) == ()
+  assert search_lib.refine_allowed(c).all()
+  c.ensemble.budget_ops = "search"
+  assert search_lib.excluded_ops(c) == ("none",)
+  c.ensemble.budget_ops, c.ensemble.strategy = "auto", "supernet"
+  assert search_lib.excluded_ops(c) == ("none",)
+  c.ensemble.strategy, c.search.latency_budget_ms = "cells", None
+  c.search.enforce_memory = True
+  assert search_lib.excluded_ops(c) == ()
+  c.ensemble.budget_ops = "sometimes"
+  with pytest.raises(ValueError, match="budget_ops"):
+    config_lib.validate(c, needs_images=False)
+
+
 def test_latency_is_not_an_accuracy_indicator():
   c = config_lib.make_config("cifar10")
   c.search.mode = "ensemble"

@@ -16,7 +16,7 @@ from monas_jax.search.loop import RoundSettings, candidates, search_round, SHORT
 from monas_jax.search.state import SearchState, initial_state
 
 __all__ = ["Budget", "BudgetError", "BatchEvaluator", "EnsembleSettings", "RoundSettings",
-           "SearchState", "budget_from_config", "candidates", "default_chunk_size",
+           "SearchState", "budget_from_config", "candidates", "default_chunk_size", "excluded_ops",
            "initial_state", "make_settings", "run", "search_round"]
 
 
@@ -44,14 +44,28 @@ def _evaluator(config, name: str, images, source) -> tuple[BatchEvaluator, float
 
 def refine_allowed(config: ml_collections.ConfigDict):
   """(6, 5) 0/1: the operators mode ensemble's local search may put on each edge
-  (``config.ensemble.refine_ops``: 'search' = those ``search.exclude_ops`` leaves, 'all' = every
-  operator, 'auto' = 'all' when the search weighs latency (mu > 0), else 'search')."""
+  (``config.ensemble.refine_ops``: 'search' = those the starting supernet holds
+  (``excluded_ops``), 'all' = every operator, 'auto' = 'all' when the search weighs latency
+  (mu > 0), else 'search')."""
   ops = config.ensemble.refine_ops
   if ops == "auto":
     ops = "all" if float(config.search.latency_weight) > 0 else "search"
   if ops == "all":
     return space.full_mask(())
-  return space.full_mask(tuple(config.search.exclude_ops))
+  return space.full_mask(excluded_ops(config))
+
+
+def excluded_ops(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """Operators the starting supernet leaves out: ``search.exclude_ops``, except in mode ensemble
+  (strategy 'cells') with a latency or memory budget and ``ensemble.budget_ops='auto'``: then
+  none, so the search itself decides on every edge whether `none` stays (under a tight budget
+  the best cells use `none` edges to afford convolutions elsewhere; under a loose one cells
+  without them score higher and `none` is pruned)."""
+  s, e = config.search, config.ensemble
+  budget = s.latency_budget_ms is not None or bool(s.enforce_memory)
+  if (s.mode == "ensemble" and e.strategy == "cells" and e.budget_ops == "auto" and budget):
+    return ()
+  return tuple(s.exclude_ops)
 
 
 def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
