@@ -44,3 +44,27 @@ def test_zero_weight_leaves_an_indicator_out_and_bad_input_fails():
     compose.compose(v, {"a": True, "b": True}, rule="max")
   with pytest.raises(ValueError, match="direction"):
     compose.compose(v, {"a": True})
+
+
+def test_missing_weights_weigh_one_and_bad_shapes_fail():
+  v = {"a": np.array([1.0, 2.0, 3.0]), "b": np.array([3.0, 1.0, 2.0])}
+  d = {"a": True, "b": True}
+  # A weight map without 'b' weighs it 1, as the docstring says (it was 0).
+  np.testing.assert_allclose(compose.compose(v, d, {"a": 2.0}), compose.compose(v, d, {"a": 2.0,
+                                                                                      "b": 1.0}))
+  with pytest.raises(ValueError, match="differ in length"):
+    compose.compose({"a": np.ones(3), "b": np.ones(2)}, d)
+  with pytest.raises(ValueError, match="no values"):
+    compose.compose(v, d, {"a": 1.0, "c": 1.0})
+
+
+def test_hardware_aware_is_eq3_with_one_accuracy_rank():
+  acc = np.array([3.0, 2.0, 1.0])  # cell 0 most accurate
+  lat = np.array([30.0, 10.0, 20.0])  # cell 1 fastest
+  np.testing.assert_array_equal(np.argsort(compose.hardware_aware(acc, {"latency": lat},
+                                                                  {"latency": 0.0})), [2, 1, 0])
+  s = compose.hardware_aware(acc, {"latency": lat}, {"latency": 0.8})
+  np.testing.assert_allclose(s, 0.2 * np.array([2, 1, 0]) + 0.8 * np.array([0, 2, 1]))
+  assert np.argmax(s) == 1
+  with pytest.raises(ValueError, match="at most 1"):
+    compose.hardware_aware(acc, {"latency": lat, "flops": lat}, {"latency": 0.6, "flops": 0.6})

@@ -115,6 +115,32 @@ def test_naswot_kernel_counts_agreements_of_active_relus(small):
   assert score == pytest.approx(np.linalg.slogdet(k)[1], rel=1e-5)
 
 
+def test_meco_modules_counts_only_the_operators_the_mask_keeps(small):
+  """MeCo over every module (the authors' hooks): the supernet with a one-hot mask gives the
+  standalone cell's value (same parameters, pruned operators count nowhere); a cell with
+  convolutions has more hooked maps (each adds a smallest eigenvalue >= 0) than the same cell
+  with those edges as `none`."""
+  b, d = small
+  fn = jax.jit(zc.meco_modules_fn(b))
+  key = jax.random.key(3)
+  v = float(fn(_mask(CELL), d, key))
+  net = models.Network(4, 1, 10, ops_per_edge=CELL)
+  k_data, k_init = jax.random.split(key)
+  p = models.initialize(k_init, b.params, "torch_default")
+  x = data.sample_batch(k_data, d[0], 1, "cifar10")
+  _, st = net.apply({"params": p, "batch_stats": b.stats}, x, train=True,
+                    mutable=["batch_stats", "features", "meco"])
+  maps = st["features"]["maps"]
+  want = 4 * zc._smallest_correlation_eigenvalue(maps[0])
+  want += sum((2.0 if i % 2 == 0 else 1.0) * zc._smallest_correlation_eigenvalue(f)
+              for i, f in enumerate(maps[1:]))  # N=1: every cell is its stage's last
+  for path, leaf in jax.tree_util.tree_flatten_with_path(st["meco"])[0]:
+    name = [q.key for q in path if isinstance(getattr(q, "key", None), str)][-1]
+    want += zc._MECO_HOOKS[name] * zc._smallest_correlation_eigenvalue(leaf)
+  assert v == pytest.approx(float(want), rel=1e-4)
+  assert np.isfinite(v) and v > 0
+
+
 def test_cheap_proxies_one_compile_over_masks(small):
   c = config_lib.make_config("cifar10", "smoke")
   _, d = small

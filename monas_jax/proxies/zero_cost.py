@@ -444,8 +444,8 @@ def proxy_fn(config: ml_collections.ConfigDict, names=PROXIES) -> Callable:
   """``fn(mask, data, key, init_key=None) -> (len(names),)`` float32, in the order of names.
 
   Each proxy (or group computed together) gets its own keys, folded from ``key`` and
-  ``init_key`` by its position in PROXIES, so a proxy's value does not depend on which others
-  are asked for. ``data`` is (images, labels) when a label proxy is asked for.
+  ``init_key`` by its group's fixed position in this function's table of builders (not by the
+  order of ``names``), so a proxy's value does not depend on which others are asked for. ``data`` is (images, labels) when a label proxy is asked for.
   """
   from monas_jax.proxies import cost
   bad = [n for n in names if n not in PROXIES]
