@@ -397,8 +397,9 @@ def _stats(dataset: str) -> tuple[np.ndarray, np.ndarray]:
   return np.asarray(MEAN[name], np.float32), np.asarray(STD[name], np.float32)
 
 
-def _spread_indices(key: jax.Array, n: int, count: int) -> jax.Array:
-  """`count` indices into range(n): distinct when count <= n, else each used ceil or floor times."""
+def spread_indices(key: jax.Array, n: int, count: int) -> jax.Array:
+  """(count,) int indices into range(n): distinct when count <= n, else each used ceil or floor
+  times (concatenated random permutations)."""
   reps = -(-count // n)
   perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, reps))
   return perms.reshape(-1)[:count]
@@ -467,7 +468,7 @@ def sample_batch(key: jax.Array, images: jax.Array, batch_size: int, dataset: st
     raise ValueError(f"sample_batch needs images and batch_size >= 1; got {images.shape[0]} "
                      f"images, batch_size={batch_size}")
   k_idx, k_aug = jax.random.split(key)
-  idx = _spread_indices(k_idx, images.shape[0], batch_size)
+  idx = spread_indices(k_idx, images.shape[0], batch_size)
   return normalize(augment(k_aug, images[idx], dataset), dataset)
 
 
@@ -498,7 +499,7 @@ def region_inputs(key: jax.Array, images: jax.Array, dataset: str, num_samples: 
     raise ValueError(f"region_inputs needs images and 1 <= crop <= {min(h, w)}; got {n} images, "
                      f"crop={crop}")
   k_img, k_ch, k_y, k_x = jax.random.split(key, 4)
-  img = _spread_indices(k_img, n, num_samples)
+  img = spread_indices(k_img, n, num_samples)
   ch = jax.random.randint(k_ch, (num_samples,), 0, 3)
   ys = jax.random.randint(k_y, (num_samples,), 0, h - crop + 1)
   xs = jax.random.randint(k_x, (num_samples,), 0, w - crop + 1)

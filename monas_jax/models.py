@@ -28,12 +28,15 @@ _ALL_OPS = tuple(range(space.NUM_OPS))
 _CONV_KERNEL = {space.OP_INDEX["nor_conv_1x1"]: 1, space.OP_INDEX["nor_conv_3x3"]: 3}
 
 
-def _bn(train: bool, name: Optional[str] = None) -> nn.BatchNorm:
+def batch_norm(train: bool, name: Optional[str] = None) -> nn.BatchNorm:
+  """The network's BatchNorm (PyTorch's momentum and epsilon); batch statistics when ``train``,
+  running averages otherwise."""
   return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPS,
                       name=name)
 
 
-def _conv(features: int, k: int, stride: int = 1, name: Optional[str] = None) -> nn.Conv:
+def conv(features: int, k: int, stride: int = 1, name: Optional[str] = None) -> nn.Conv:
+  """k x k convolution to ``features`` channels, no bias, PyTorch's padding k // 2. NHWC."""
   p = k // 2  # PyTorch-style symmetric padding (Flax 'SAME' pads stride-2 asymmetrically)
   return nn.Conv(features, (k, k), strides=(stride, stride), padding=((p, p), (p, p)),
                  use_bias=False, name=name)
@@ -55,8 +58,8 @@ class ReLUConvBN(nn.Module):
   def __call__(self, x, train: bool = True):
     x = nn.relu(x)
     self.sow("relu", "pre", x)  # for activation patterns (linear-region count)
-    x = _conv(self.features, self.kernel, self.stride, name="conv")(x)
-    return _bn(train, name="bn")(x)
+    x = conv(self.features, self.kernel, self.stride, name="conv")(x)
+    return batch_norm(train, name="bn")(x)
 
 
 class Edge(nn.Module):
@@ -157,8 +160,8 @@ class Network(nn.Module):
     if self.ops_per_edge is None and mask is None:
       raise ValueError("the supernet needs a (6, 5) mask")
     c = self.channels
-    x = _conv(c, 3, name="stem_conv")(x)
-    x = _bn(train, name="stem_bn")(x)
+    x = conv(c, 3, name="stem_conv")(x)
+    x = batch_norm(train, name="stem_bn")(x)
     self.sow("features", "maps", x)
     block = 0
 
@@ -185,7 +188,7 @@ class Head(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    x = nn.relu(_bn(train, name="bn")(x))
+    x = nn.relu(batch_norm(train, name="bn")(x))
     self.sow("relu", "post", x)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, name="classifier")(x)

@@ -151,7 +151,7 @@ def test_builtin_profiles_load_with_full_metadata():
   assert latency.builtin_profiles() == sorted(BUILTINS)
   for name in BUILTINS:
     p = latency.load_profile(name)
-    raw = json.loads((latency._profiles_dir() / f"{name}.json").read_text())
+    raw = json.loads((latency.profiles_dir() / f"{name}.json").read_text())
     for key in ("name", "device", "clock_mhz", "runtime", "units", "batch_size", "provenance",
                 "date", "kind", "overhead_ms", "cells_per_stage", "table"):
       assert key in raw, (name, key)
@@ -218,7 +218,7 @@ def test_table_forms_expand_consistently():
     (lambda d: d.update(fold_zero_output=True), "zero_output_ms"),
 ])
 def test_profile_schema_errors_name_the_field(change, message):
-  d = json.loads((latency._profiles_dir() / "stm32f746.json").read_text())
+  d = json.loads((latency.profiles_dir() / "stm32f746.json").read_text())
   change(d)
   with pytest.raises(ValueError, match=message):
     latency.profile_from_dict(d)

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from monas_jax import space
-from monas_jax.hardware import latency
+from monas_jax.hardware import cell_graph
 
 RESOLUTION_MS = 1e-6
 
@@ -92,11 +92,11 @@ def ops_to_masks(ops) -> np.ndarray:
 def design_matrix(masks, model: FitModel) -> np.ndarray:
   """(n, 6, 5) masks -> (n, p) columns: operator costs, then overhead (then zero-output)."""
   m = np.asarray(masks, np.float64)
-  eff = latency._live_mask(m, np) if model.prune_dead else m
+  eff = cell_graph.live_mask(m, np) if model.prune_dead else m
   feats = eff[..., 1:].sum(axis=1) if model.form == "op" else eff[..., 1:].reshape(len(m), -1)
   if not model.fold_zero_output:
     return np.concatenate([feats, np.ones((len(m), 1))], axis=1)
-  z = latency._output_is_zero(m, np).astype(np.float64)[:, None]
+  z = cell_graph.output_is_zero(m, np).astype(np.float64)[:, None]
   return np.concatenate([feats * (1 - z), 1 - z, z], axis=1)
 
 
@@ -159,7 +159,7 @@ def _oof_predictions(masks, y, model, folds) -> np.ndarray:
 
 def _usable(model: FitModel, masks) -> bool:
   # Without a zero-output cell among the calibration cells, its constant has no data.
-  return not model.fold_zero_output or bool(np.any(latency._output_is_zero(masks, np)))
+  return not model.fold_zero_output or bool(np.any(cell_graph.output_is_zero(masks, np)))
 
 
 def select_model(masks, latency_ms, k: int = 5, seed: int = 0,
