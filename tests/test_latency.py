@@ -318,7 +318,7 @@ def test_rank_metrics_rounding_only_merges_float_noise():
     ([("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "1.0")], ("arch_str", "ms"),
      "missing column.*latency_ms"),
     ([("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|", "1.0")], None,
-     r"m.csv:2: unknown operator 'conv_5x5'"),
+     r"m.csv:2: bad arch_str: unknown operator 'conv_5x5'"),
     ([("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "-0.5")], None, "m.csv:2: .*>= 0"),
     ([("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "fast")], None, "not a number"),
     ([("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "1"),

@@ -240,35 +240,44 @@ def read_measurements(path, latency_column: str = "latency_ms") -> tuple[list[st
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise ValueError(f"measurements file {path!r} does not exist")
-  with open(path, newline="") as f:
-    reader = csv.DictReader(f)
-    cols = reader.fieldnames or []
-    missing = [c for c in ("arch_str", latency_column) if c not in cols]
-    if missing:
-      raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; found {cols}; expected "
-                       f"a header 'arch_str,{latency_column}'")
-    archs, lat, seen = [], [], {}
-    for line, row in enumerate(reader, start=2):
-      s = (row["arch_str"] or "").strip()
-      try:
-        ops = space.parse_arch_str(s)
-      except ValueError as err:
-        raise ValueError(f"{path}:{line}: {err}") from None
-      canon = space.ops_to_arch_str(ops)
-      if canon in seen:
-        raise ValueError(f"{path}:{line}: cell {canon} already measured on line {seen[canon]}")
-      seen[canon] = line
-      try:
-        v = float(row[latency_column])
-      except (TypeError, ValueError):
-        raise ValueError(f"{path}:{line}: latency {row[latency_column]!r} is not a number") from None
-      if not np.isfinite(v) or v < 0:
-        raise ValueError(f"{path}:{line}: latency must be finite and >= 0 ms, got {v}")
-      archs.append(canon)
-      lat.append(v)
+  try:
+    with open(path, newline="", encoding="utf-8") as f:
+      archs, lat = _parse_measurements(path, csv.DictReader(f), latency_column)
+  except (UnicodeDecodeError, csv.Error) as err:
+    raise ValueError(f"{path}: not a measurements CSV with columns arch_str,{latency_column} "
+                     f"({type(err).__name__}: {err})") from None
   if not archs:
     raise ValueError(f"{path}: no measurements")
   return archs, np.array(lat, np.float64)
+
+
+def _parse_measurements(path: str, reader: csv.DictReader, latency_column: str):
+  """(arch strings, ms list) of ``read_measurements``'s rows; errors name the file and line."""
+  cols = reader.fieldnames or []
+  missing = [c for c in ("arch_str", latency_column) if c not in cols]
+  if missing:
+    raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; found {cols}; expected "
+                     f"a header 'arch_str,{latency_column}'")
+  archs, lat, seen = [], [], {}
+  for line, row in enumerate(reader, start=2):
+    s = (row["arch_str"] or "").strip()
+    try:
+      ops = space.parse_arch_str(s)
+    except ValueError as err:
+      raise ValueError(f"{path}:{line}: bad arch_str: {err}") from None
+    canon = space.ops_to_arch_str(ops)
+    if canon in seen:
+      raise ValueError(f"{path}:{line}: cell {canon} already measured on line {seen[canon]}")
+    seen[canon] = line
+    try:
+      v = float(row[latency_column])
+    except (TypeError, ValueError):
+      raise ValueError(f"{path}:{line}: latency {row[latency_column]!r} is not a number") from None
+    if not np.isfinite(v) or v < 0:
+      raise ValueError(f"{path}:{line}: latency must be finite and >= 0 ms, got {v}")
+    archs.append(canon)
+    lat.append(v)
+  return archs, lat
 
 
 def write_measurements(path, arch_strs: Sequence[str], latency_ms: Sequence[float]) -> None:

@@ -266,8 +266,13 @@ def load_profile(name_or_path) -> Profile:
   if not os.path.isfile(key):
     raise ValueError(f"unknown profile {key!r}: neither a built-in ({', '.join(builtin_profiles())})"
                      f" nor a JSON file")
-  with open(key) as f:
-    return _parse_profile_text(f.read(), key)
+  with open(key, "rb") as f:
+    raw = f.read()
+  try:
+    text = raw.decode("utf-8")
+  except UnicodeDecodeError as err:
+    raise ValueError(f"{key} is not a profile JSON file (not UTF-8 text: {err})") from None
+  return _parse_profile_text(text, key)
 
 
 def save_profile(profile: Profile, path) -> None:
