@@ -12,6 +12,7 @@ parameters.
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence
 
 import flax.linen as nn
@@ -42,9 +43,29 @@ def conv(features: int, k: int, stride: int = 1, name: Optional[str] = None) -> 
                  use_bias=False, name=name)
 
 
+@functools.lru_cache(maxsize=None)
+def _window_counts(h: int, w: int) -> np.ndarray:
+  """Pixels inside the image of each 3x3 window (padding 1) at every position: (1, h, w, 1)."""
+  ones = np.pad(np.ones((h, w)), 1)
+  counts = sum(ones[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
+  counts = counts[None, :, :, None]
+  counts.flags.writeable = False  # shared by every call through the cache
+  return counts
+
+
 def avg_pool_3x3(x: jax.Array) -> jax.Array:
-  """3x3 average pool, stride 1, padding 1, padding not counted. (n, h, w, c) -> same."""
-  return nn.avg_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=False)
+  """3x3 average pool, stride 1, padding 1, padding not counted. (n, h, w, c) -> same.
+
+  The window sum over the number of pixels inside each window, the same arithmetic as Flax's
+  ``avg_pool(..., count_include_pad=False)``, but with the counts computed here once per shape
+  as a constant: Flax pools an array of ones for them, which XLA constant-folds on every
+  compile, slowly on CPU (benchmarks/pool_compile.py). The counts are small integers, exact in
+  any float type, so the quotient is bit for bit Flax's; their dtype is the one of Flax's
+  ``jnp.ones`` (float32, float64 under ``jax_enable_x64``) so that the result dtype is too.
+  """
+  s = nn.pool(x, 0.0, jax.lax.add, (3, 3), (1, 1), ((1, 1), (1, 1)))
+  counts = _window_counts(x.shape[1], x.shape[2])
+  return s / counts.astype(jax.dtypes.canonicalize_dtype(np.float64))
 
 
 class ReLUConvBN(nn.Module):
