@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import os
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("monas_jax", "experiments", "benchmarks")
 
@@ -122,16 +124,22 @@ def _circles(graph) -> list[list[str]]:
   return out
 
 
-def test_no_import_circles():
-  graph, _ = _scan(ROOT, PACKAGES)
+@pytest.fixture(scope="module")
+def scanned():
+  """(import graph, private-name findings) of the project, parsed once for both checks."""
+  return _scan(ROOT, PACKAGES)
+
+
+def test_no_import_circles(scanned):
+  graph, _ = scanned
   assert "monas_jax.hardware.latency" in graph  # the scan found the package
   circles = _circles(graph)
   assert not circles, "import circles (imports inside functions count):\n" + "\n".join(
       " <-> ".join(c) for c in circles)
 
 
-def test_no_private_names_across_modules():
-  _, findings = _scan(ROOT, PACKAGES)
+def test_no_private_names_across_modules(scanned):
+  _, findings = scanned
   assert not findings, ("names starting with '_' used from another module (move the helper "
                         "to its user or give it a public name):\n" + "\n".join(findings))
 
