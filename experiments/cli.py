@@ -18,23 +18,43 @@ def run_or_exit(fn, *args, **kwargs):
     fail(str(e))
 
 
-def parse_flags(argv):
+def parse_flags(argv, flag_values=None):
   """absl's flag parser for ``app.run(main, flags_parser=cli.parse_flags)``: a bad flag value
-  (e.g. a config variant its file refuses, ``--config=configs/cifar10.py:nope``) ends the
-  command in one line naming the flag and the reason, not in absl's embedded traceback."""
+  (e.g. a config variant its file refuses, ``--config=configs/cifar10.py:nope``) or a config
+  file that does not load ends the command in one line naming the flag or file and the reason,
+  not in absl's embedded traceback. ``flag_values`` defaults to ``absl.flags.FLAGS``."""
   from absl import flags
   try:
-    return flags.FLAGS(argv)
+    return (flag_values or flags.FLAGS)(argv)
   except flags.Error as e:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     head = lines[0].split(": Error whilst")[0].rstrip(":") if lines else "bad flag"
     fail(head if len(lines) < 2 else f"{head}: {lines[-1]}")
   except (AttributeError, KeyError) as e:  # ml_collections: an override of a field that is not there
+    if "get_config" in str(e):  # the --config file loaded but is some other kind of file
+      fail(f"--config {_config_arg(argv)}: not a config file ({CONFIG_FILE})")
     field = str(e).strip("\"' ")
     bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--") and "." in a.split("=")[0]
            and field in a.split("=")[0].split(".")]
     fail(f"{bad[0] if bad else 'a --config override'}: the config has no field {field!r} "
          "(see the config file, or --helpfull)")
+  except Exception as e:  # noqa: BLE001  the config file itself fails to import
+    path = _config_arg(argv)
+    if path is None:
+      raise
+    reason = " ".join(f"{type(e).__name__}: {e}".split())
+    fail(f"--config {path}: cannot load it ({reason}); expected {CONFIG_FILE}")
+
+
+CONFIG_FILE = "a Python file defining get_config(), like configs/cifar10.py"
+
+
+def _config_arg(argv):
+  """The file of the last ``--config=FILE[:variant]`` in ``argv``, or None."""
+  paths = [a.split("=", 1)[1] if a.startswith("--config=") else b
+           for a, b in zip(argv[1:], list(argv[2:]) + [""]) if a.startswith("--config=")
+           or a == "--config"]
+  return paths[-1].split(":")[0] if paths else None
 
 
 def _config_load_error(e: OSError) -> str:

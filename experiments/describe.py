@@ -20,11 +20,13 @@ def read_archs(archs, arch_file):
   items = [(f"--arch #{i + 1}", s) for i, s in enumerate(archs)]
   if arch_file:
     try:
-      with open(arch_file) as f:
+      with open(arch_file, encoding="utf-8") as f:
         items += [(f"{arch_file}:{n}", line.strip()) for n, line in enumerate(f, 1)
                   if line.strip() and not line.lstrip().startswith("#")]
     except OSError as e:
       raise ValueError(f"cannot read --arch_file: {e}") from e
+    except UnicodeDecodeError as e:
+      raise ValueError(f"{arch_file}: not a text file of arch strings, one a line ({e})") from None
   if not items:
     raise ValueError("give at least one --arch or an --arch_file")
   out = []

@@ -113,8 +113,9 @@ def run(config, workdir: str, seeds, settings, echo=print) -> dict:
       res_path = os.path.join(wd, search_cmd.RESULT)
       res = None
       if os.path.exists(res_path):
-        with open(res_path) as f:
-          res = json.load(f)
+        res = io.read_json(res_path, "a search's result.json")
+        if "arch_str" not in res:
+          raise io.refuse(res_path, "a search's result.json", "no 'arch_str' field")
         if res.get("config_hash") != search_cmd.config_hash(c):
           raise ValueError(f"{res_path} comes from a different config; use a new --workdir")
         echo(f"[{s} seed {seed}] done before: {res['arch_str']}")

@@ -11,7 +11,6 @@ checkpoint to the same parameters as an uninterrupted run.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -19,7 +18,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import cli
-from monas_jax import benchmark, space, train
+from monas_jax import benchmark, io, space, train
 
 
 def read_arch(arch: str | None, from_result: str | None) -> space.Arch:
@@ -29,16 +28,17 @@ def read_arch(arch: str | None, from_result: str | None) -> space.Arch:
   if arch:
     return space.Arch.from_string(arch)
   path = os.path.join(from_result, "result.json") if os.path.isdir(from_result) else from_result
+  what = "a search's result.json (with 'arch_str')"
   try:
-    with open(path) as f:
-      rec = json.load(f)
+    rec = io.read_json(path, what)
   except OSError as e:
     raise ValueError(f"cannot read --from_result: {e}") from None
-  except json.JSONDecodeError as e:
-    raise ValueError(f"--from_result {path} is not JSON: {e}") from None
-  if not isinstance(rec, dict) or "arch_str" not in rec:
-    raise ValueError(f"--from_result {path} has no 'arch_str' (is it a search's result.json?)")
-  return space.Arch.from_string(rec["arch_str"])
+  if "arch_str" not in rec:
+    raise io.refuse(path, what, "no 'arch_str' field")
+  try:
+    return space.Arch.from_string(rec["arch_str"])
+  except ValueError as e:
+    raise io.refuse(path, what, e) from None
 
 
 def summary(r: dict) -> str:

@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from monas_jax import io
+
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16_120")
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet16_120": 120}
 # Side of the square images, pixels.
@@ -103,7 +105,8 @@ def _read_pickle(path: Path) -> dict[str, Any]:
   except OSError:
     raise
   except Exception as e:  # Garbage input can surface as almost any exception type.
-    raise ValueError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from e
+    raise io.refuse(path, "a dataset batch file (a pickled dict of 'data' and labels, as in the "
+                    "official archives)", e) from e
   if not isinstance(obj, dict):
     raise ValueError(f"{path}: expected a pickled dict, found {type(obj).__name__}")
   return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
@@ -348,9 +351,13 @@ def load_bundled(name: str) -> tuple[np.ndarray, np.ndarray]:
                      "set data_dir to a folder holding Imagenet16_train/train_data_batch_1 .. 10 "
                      "(and Imagenet16_val/val_data)")
   ref = importlib.resources.files("monas_jax") / "assets" / _BUNDLED[name]
-  with ref.open("rb") as f, np.load(f) as z:
-    x = np.asarray(z["x"])
-    y = np.asarray(z["y"]).astype(np.int32)
+  try:
+    with ref.open("rb") as f, np.load(f, allow_pickle=False) as z:
+      x = np.asarray(z["x"])
+      y = np.asarray(z["y"]).astype(np.int32)
+  except Exception as e:  # noqa: BLE001  a damaged install: say which file, never unpickle
+    raise io.refuse(ref, "the bundled .npz of uint8 images 'x' and labels 'y' (reinstall "
+                    "monas_jax)", e) from None
   s = IMAGE_SIZE[name]
   if x.dtype != np.uint8 or x.shape[1:] != (s, s, 3) or y.shape != x.shape[:1]:
     raise ValueError(f"bundled {_BUNDLED[name]}: unexpected x {x.dtype}{x.shape} / y {y.shape}")
@@ -397,8 +404,9 @@ def _stats(dataset: str) -> tuple[np.ndarray, np.ndarray]:
   return np.asarray(MEAN[name], np.float32), np.asarray(STD[name], np.float32)
 
 
-def _spread_indices(key: jax.Array, n: int, count: int) -> jax.Array:
-  """`count` indices into range(n): distinct when count <= n, else each used ceil or floor times."""
+def spread_indices(key: jax.Array, n: int, count: int) -> jax.Array:
+  """(count,) int indices into range(n): distinct when count <= n, else each used ceil or floor
+  times (concatenated random permutations)."""
   reps = -(-count // n)
   perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, reps))
   return perms.reshape(-1)[:count]
@@ -467,7 +475,7 @@ def sample_batch(key: jax.Array, images: jax.Array, batch_size: int, dataset: st
     raise ValueError(f"sample_batch needs images and batch_size >= 1; got {images.shape[0]} "
                      f"images, batch_size={batch_size}")
   k_idx, k_aug = jax.random.split(key)
-  idx = _spread_indices(k_idx, images.shape[0], batch_size)
+  idx = spread_indices(k_idx, images.shape[0], batch_size)
   return normalize(augment(k_aug, images[idx], dataset), dataset)
 
 
@@ -498,7 +506,7 @@ def region_inputs(key: jax.Array, images: jax.Array, dataset: str, num_samples: 
     raise ValueError(f"region_inputs needs images and 1 <= crop <= {min(h, w)}; got {n} images, "
                      f"crop={crop}")
   k_img, k_ch, k_y, k_x = jax.random.split(key, 4)
-  img = _spread_indices(k_img, n, num_samples)
+  img = spread_indices(k_img, n, num_samples)
   ch = jax.random.randint(k_ch, (num_samples,), 0, 3)
   ys = jax.random.randint(k_y, (num_samples,), 0, h - crop + 1)
   xs = jax.random.randint(k_x, (num_samples,), 0, w - crop + 1)

@@ -96,10 +96,72 @@ def write_arrays_atomic(path: str, arrays: dict, meta: Any) -> None:
              **arrays)
 
 
-def read_arrays(path: str) -> tuple[dict, Any]:
-  """Reads a file of ``write_arrays_atomic``: (name -> numpy array, meta)."""
+ARRAYS_FILE = ("a monas_jax .npz of arrays and a '__meta__' JSON entry, such as a training "
+               "checkpoint")
+
+
+def _reason(err: BaseException) -> str:
+  """A one-line reason for a failed read, without advice to unpickle (numpy's ValueError for
+  object arrays suggests ``allow_pickle=True``; nothing here ever loads pickled data)."""
+  text = " ".join(str(err).split())
+  if "pickle" in text.lower():
+    return "it holds pickled Python objects, which are never loaded (they could run code)"
+  return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def refuse(path, expected: str, err) -> ValueError:
+  """The ValueError of a reader that cannot use ``path``: one line naming the file, what it
+  expected and why (``err``: an exception or a short text)."""
+  why = err if isinstance(err, str) else _reason(err)
+  return ValueError(f"{path}: not {expected} ({why})")
+
+
+def read_json(path, expected: str, kind: type = dict) -> Any:
+  """Reads a JSON file whose top-level value is a ``kind`` (dict or list).
+
+  A missing file raises FileNotFoundError; anything else wrong (binary junk, a truncated or
+  non-JSON file, another top-level type) a one-line ValueError naming ``path`` and
+  ``expected`` (e.g. "a search's result.json").
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: no such file (expected {expected})")
+  try:
+    with open(path, "rb") as f:
+      obj = json.loads(f.read().decode("utf-8"))
+  except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
+    raise refuse(path, expected, err) from None
+  if not isinstance(obj, kind):
+    raise refuse(path, expected, f"the top level is a JSON {type(obj).__name__}, expected a "
+                 f"JSON {'object' if kind is dict else kind.__name__}")
+  return obj
+
+
+def read_arrays(path: str, expected: str = ARRAYS_FILE) -> tuple[dict, Any]:
+  """Reads a file of ``write_arrays_atomic``: (name -> numpy array, meta).
+
+  Never unpickles. A missing file raises FileNotFoundError; a damaged or foreign file (truncated,
+  not a zip, no ``__meta__``, object arrays) a one-line ValueError naming ``path`` and
+  ``expected``.
+  """
   import numpy as np
-  with np.load(path, allow_pickle=False) as z:
-    meta = json.loads(bytes(z["__meta__"]).decode())
-    arrays = {k: np.asarray(z[k]) for k in z.files if k != "__meta__"}
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: no such file (expected {expected})")
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      names = list(z.files)
+      meta = bytes(z["__meta__"]) if "__meta__" in names else None
+      arrays = {k: np.asarray(z[k]) for k in names if k != "__meta__"}
+  except Exception as err:  # noqa: BLE001  (zip, EOF, OS, header and pickle errors of junk)
+    raise refuse(path, expected, err) from None
+  if meta is None:
+    held = ", ".join(names[:5]) or "nothing"
+    raise refuse(path, expected, f"no '__meta__' entry; it holds {held}")
+  try:
+    meta = json.loads(meta.decode("utf-8"))
+  except (UnicodeDecodeError, ValueError) as err:
+    raise refuse(path, expected, f"'__meta__' is not JSON: {_reason(err)}") from None
+  if not isinstance(meta, dict):
+    raise refuse(path, expected, f"'__meta__' is a JSON {type(meta).__name__}, not an object")
   return arrays, meta

@@ -12,6 +12,7 @@ parameters.
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence
 
 import flax.linen as nn
@@ -28,20 +29,43 @@ _ALL_OPS = tuple(range(space.NUM_OPS))
 _CONV_KERNEL = {space.OP_INDEX["nor_conv_1x1"]: 1, space.OP_INDEX["nor_conv_3x3"]: 3}
 
 
-def _bn(train: bool, name: Optional[str] = None) -> nn.BatchNorm:
+def batch_norm(train: bool, name: Optional[str] = None) -> nn.BatchNorm:
+  """The network's BatchNorm (PyTorch's momentum and epsilon); batch statistics when ``train``,
+  running averages otherwise."""
   return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPS,
                       name=name)
 
 
-def _conv(features: int, k: int, stride: int = 1, name: Optional[str] = None) -> nn.Conv:
+def conv(features: int, k: int, stride: int = 1, name: Optional[str] = None) -> nn.Conv:
+  """k x k convolution to ``features`` channels, no bias, PyTorch's padding k // 2. NHWC."""
   p = k // 2  # PyTorch-style symmetric padding (Flax 'SAME' pads stride-2 asymmetrically)
   return nn.Conv(features, (k, k), strides=(stride, stride), padding=((p, p), (p, p)),
                  use_bias=False, name=name)
 
 
+@functools.lru_cache(maxsize=None)
+def _window_counts(h: int, w: int) -> np.ndarray:
+  """Pixels inside the image of each 3x3 window (padding 1) at every position: (1, h, w, 1)."""
+  ones = np.pad(np.ones((h, w)), 1)
+  counts = sum(ones[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
+  counts = counts[None, :, :, None]
+  counts.flags.writeable = False  # shared by every call through the cache
+  return counts
+
+
 def avg_pool_3x3(x: jax.Array) -> jax.Array:
-  """3x3 average pool, stride 1, padding 1, padding not counted. (n, h, w, c) -> same."""
-  return nn.avg_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=False)
+  """3x3 average pool, stride 1, padding 1, padding not counted. (n, h, w, c) -> same.
+
+  The window sum over the number of pixels inside each window, the same arithmetic as Flax's
+  ``avg_pool(..., count_include_pad=False)``, but with the counts computed here once per shape
+  as a constant: Flax pools an array of ones for them, which XLA constant-folds on every
+  compile, slowly on CPU (benchmarks/pool_compile.py). The counts are small integers, exact in
+  any float type, so the quotient is bit for bit Flax's; their dtype is the one of Flax's
+  ``jnp.ones`` (float32, float64 under ``jax_enable_x64``) so that the result dtype is too.
+  """
+  s = nn.pool(x, 0.0, jax.lax.add, (3, 3), (1, 1), ((1, 1), (1, 1)))
+  counts = _window_counts(x.shape[1], x.shape[2])
+  return s / counts.astype(jax.dtypes.canonicalize_dtype(np.float64))
 
 
 class ReLUConvBN(nn.Module):
@@ -56,9 +80,9 @@ class ReLUConvBN(nn.Module):
     x = nn.relu(x)
     self.sow("relu", "pre", x)  # for activation patterns (linear-region count)
     self.sow("meco", "relu_out", x)  # MeCo's per-module maps (zero_cost.meco_modules_fn)
-    x = _conv(self.features, self.kernel, self.stride, name="conv")(x)
+    x = conv(self.features, self.kernel, self.stride, name="conv")(x)
     self.sow("meco", "conv_out", x)
-    return _bn(train, name="bn")(x)
+    return batch_norm(train, name="bn")(x)
 
 
 class Edge(nn.Module):
@@ -163,8 +187,8 @@ class Network(nn.Module):
     if self.ops_per_edge is None and mask is None:
       raise ValueError("the supernet needs a (6, 5) mask")
     c = self.channels
-    x = _conv(c, 3, name="stem_conv")(x)
-    x = _bn(train, name="stem_bn")(x)
+    x = conv(c, 3, name="stem_conv")(x)
+    x = batch_norm(train, name="stem_bn")(x)
     self.sow("features", "maps", x)
     block = 0
 
@@ -191,7 +215,7 @@ class Head(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    x = nn.relu(_bn(train, name="bn")(x))
+    x = nn.relu(batch_norm(train, name="bn")(x))
     self.sow("relu", "post", x)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, name="classifier")(x)

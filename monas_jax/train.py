@@ -312,9 +312,27 @@ def save_checkpoint(path: str, state: TrainState, meta: dict) -> None:
                          meta)
 
 
+CHECKPOINT_FILE = f"a training checkpoint ({CHECKPOINT} of experiments.train)"
+_CHECKPOINT_META = ("config_hash", "arch_str", "dataset", "channels", "cells_per_stage", "step",
+                    "history", "epoch_sums", "seconds")
+
+
+def read_checkpoint(path: str) -> tuple[dict, dict]:
+  """(name -> array, meta) of a checkpoint file; never unpickles.
+
+  Raises FileNotFoundError for a missing file and a one-line ValueError naming ``path`` for a
+  damaged or foreign one (not an .npz of ``save_checkpoint``, or metadata without its fields).
+  """
+  arrays, meta = io.read_arrays(path, CHECKPOINT_FILE)
+  missing = [k for k in _CHECKPOINT_META if k not in meta]
+  if missing:
+    raise io.refuse(path, CHECKPOINT_FILE, f"its metadata lacks {', '.join(missing)}")
+  return arrays, meta
+
+
 def load_checkpoint(path: str, template: TrainState) -> tuple[TrainState, dict]:
   """Restores a state with ``template``'s tree structure; checks every leaf's shape and dtype."""
-  arrays, meta = io.read_arrays(path)
+  arrays, meta = read_checkpoint(path)
   leaves, treedef = jax.tree_util.tree_flatten(template)
   if len(arrays) != len(leaves):
     raise ValueError(f"{path}: {len(arrays)} arrays, the network's state has {len(leaves)}")
@@ -333,7 +351,7 @@ def read_checkpoint_variables(path: str) -> tuple[dict, dict, dict]:
   The network is rebuilt from the arch and sizes in ``meta``; the optimizer state's leaves come
   after the params and batch statistics in tree order and are ignored.
   """
-  _, meta = io.read_arrays(path)
+  _, meta = read_checkpoint(path)
   c = default_config(meta["dataset"])
   with c.unlocked():
     c.train.channels = meta["channels"]
@@ -446,7 +464,7 @@ def train_and_evaluate(c: ml_collections.ConfigDict, arch, workdir: str, split: 
   ckpt_path = os.path.join(workdir, CHECKPOINT)
   resume = os.path.exists(ckpt_path)
   if resume:  # refuse a foreign checkpoint before compiling anything
-    _, meta = io.read_arrays(ckpt_path)
+    _, meta = read_checkpoint(ckpt_path)
     if meta.get("config_hash") != chash:
       raise ValueError(f"{ckpt_path} belongs to another run (cell {meta.get('arch_str')}, config "
                        f"hash {meta.get('config_hash')} != {chash}); use another --workdir")

@@ -356,8 +356,8 @@ def _good_batch(c10):
 
 
 _CORRUPT = {
-    "not_pickle": (lambda p, c: p.write_bytes(b"PK\x03\x04 not a pickle"), "not a readable pickle"),
-    "truncated": (lambda p, c: p.write_bytes(p.read_bytes()[:500]), "not a readable pickle"),
+    "not_pickle": (lambda p, c: p.write_bytes(b"PK\x03\x04 not a pickle"), "not a dataset batch file"),
+    "truncated": (lambda p, c: p.write_bytes(p.read_bytes()[:500]), "not a dataset batch file"),
     "not_dict": (lambda p, c: _dump(p, [1, 2, 3], py2=True), "expected a pickled dict, found list"),
     "no_data_key": (lambda p, c: _dump(p, {k: v for k, v in _good_batch(c).items()
                                            if k != b"data"}, py2=True), r"missing key\(s\) 'data'"),

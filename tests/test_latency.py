@@ -151,7 +151,7 @@ def test_builtin_profiles_load_with_full_metadata():
   assert latency.builtin_profiles() == sorted(BUILTINS)
   for name in BUILTINS:
     p = latency.load_profile(name)
-    raw = json.loads((latency._profiles_dir() / f"{name}.json").read_text())
+    raw = json.loads((latency.profiles_dir() / f"{name}.json").read_text())
     for key in ("name", "device", "clock_mhz", "runtime", "units", "batch_size", "provenance",
                 "date", "kind", "overhead_ms", "cells_per_stage", "table"):
       assert key in raw, (name, key)
@@ -218,7 +218,7 @@ def test_table_forms_expand_consistently():
     (lambda d: d.update(fold_zero_output=True), "zero_output_ms"),
 ])
 def test_profile_schema_errors_name_the_field(change, message):
-  d = json.loads((latency._profiles_dir() / "stm32f746.json").read_text())
+  d = json.loads((latency.profiles_dir() / "stm32f746.json").read_text())
   change(d)
   with pytest.raises(ValueError, match=message):
     latency.profile_from_dict(d)
@@ -318,7 +318,7 @@ def test_rank_metrics_rounding_only_merges_float_noise():
     ([("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "1.0")], ("arch_str", "ms"),
      "missing column.*latency_ms"),
     ([("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|", "1.0")], None,
-     r"m.csv:2: unknown operator 'conv_5x5'"),
+     r"m.csv:2: bad arch_str: unknown operator 'conv_5x5'"),
     ([("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "-0.5")], None, "m.csv:2: .*>= 0"),
     ([("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "fast")], None, "not a number"),
     ([("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "1"),

@@ -88,6 +88,25 @@ def test_avg_pool_excludes_padding():
   np.testing.assert_allclose(models.avg_pool_3x3(x), x)
 
 
+def _flax_avg_pool_3x3(x):
+  # The formula models.avg_pool_3x3 used before its window counts became a constant.
+  import flax.linen as nn
+  return nn.avg_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=False)
+
+
+@pytest.mark.parametrize("shape", [(2, 32, 32, 3), (1, 8, 8, 16), (3, 7, 5, 2), (1, 1, 1, 1)])
+def test_avg_pool_is_bit_for_bit_the_flax_formula(shape):
+  x = jax.random.normal(jax.random.key(3), shape) * 3.0
+  np.testing.assert_array_equal(models.avg_pool_3x3(x), _flax_avg_pool_3x3(x))
+  jitted = jax.jit(lambda f, x: jax.grad(lambda x: jnp.sum(f(x) ** 2))(x), static_argnums=0)
+  np.testing.assert_array_equal(jitted(models.avg_pool_3x3, x), jitted(_flax_avg_pool_3x3, x))
+  with jax.enable_x64(True):  # the NTK's float64 path: the same dtype and values there too
+    x64 = np.asarray(x, np.float64)
+    new, old = models.avg_pool_3x3(x64), _flax_avg_pool_3x3(x64)
+    assert new.dtype == old.dtype == jnp.float64
+    np.testing.assert_array_equal(new, old)
+
+
 def test_supernet_needs_mask(supernet):
   net, variables, x = supernet
   with pytest.raises(ValueError, match="mask"):

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from monas_jax import space
-from monas_jax.hardware import latency
+from monas_jax.hardware import cell_graph
 
 RESOLUTION_MS = 1e-6
 
@@ -92,11 +92,11 @@ def ops_to_masks(ops) -> np.ndarray:
 def design_matrix(masks, model: FitModel) -> np.ndarray:
   """(n, 6, 5) masks -> (n, p) columns: operator costs, then overhead (then zero-output)."""
   m = np.asarray(masks, np.float64)
-  eff = latency._live_mask(m, np) if model.prune_dead else m
+  eff = cell_graph.live_mask(m, np) if model.prune_dead else m
   feats = eff[..., 1:].sum(axis=1) if model.form == "op" else eff[..., 1:].reshape(len(m), -1)
   if not model.fold_zero_output:
     return np.concatenate([feats, np.ones((len(m), 1))], axis=1)
-  z = latency._output_is_zero(m, np).astype(np.float64)[:, None]
+  z = cell_graph.output_is_zero(m, np).astype(np.float64)[:, None]
   return np.concatenate([feats * (1 - z), 1 - z, z], axis=1)
 
 
@@ -159,7 +159,7 @@ def _oof_predictions(masks, y, model, folds) -> np.ndarray:
 
 def _usable(model: FitModel, masks) -> bool:
   # Without a zero-output cell among the calibration cells, its constant has no data.
-  return not model.fold_zero_output or bool(np.any(latency._output_is_zero(masks, np)))
+  return not model.fold_zero_output or bool(np.any(cell_graph.output_is_zero(masks, np)))
 
 
 def select_model(masks, latency_ms, k: int = 5, seed: int = 0,
@@ -240,35 +240,44 @@ def read_measurements(path, latency_column: str = "latency_ms") -> tuple[list[st
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise ValueError(f"measurements file {path!r} does not exist")
-  with open(path, newline="") as f:
-    reader = csv.DictReader(f)
-    cols = reader.fieldnames or []
-    missing = [c for c in ("arch_str", latency_column) if c not in cols]
-    if missing:
-      raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; found {cols}; expected "
-                       f"a header 'arch_str,{latency_column}'")
-    archs, lat, seen = [], [], {}
-    for line, row in enumerate(reader, start=2):
-      s = (row["arch_str"] or "").strip()
-      try:
-        ops = space.parse_arch_str(s)
-      except ValueError as err:
-        raise ValueError(f"{path}:{line}: {err}") from None
-      canon = space.ops_to_arch_str(ops)
-      if canon in seen:
-        raise ValueError(f"{path}:{line}: cell {canon} already measured on line {seen[canon]}")
-      seen[canon] = line
-      try:
-        v = float(row[latency_column])
-      except (TypeError, ValueError):
-        raise ValueError(f"{path}:{line}: latency {row[latency_column]!r} is not a number") from None
-      if not np.isfinite(v) or v < 0:
-        raise ValueError(f"{path}:{line}: latency must be finite and >= 0 ms, got {v}")
-      archs.append(canon)
-      lat.append(v)
+  try:
+    with open(path, newline="", encoding="utf-8") as f:
+      archs, lat = _parse_measurements(path, csv.DictReader(f), latency_column)
+  except (UnicodeDecodeError, csv.Error) as err:
+    raise ValueError(f"{path}: not a measurements CSV with columns arch_str,{latency_column} "
+                     f"({type(err).__name__}: {err})") from None
   if not archs:
     raise ValueError(f"{path}: no measurements")
   return archs, np.array(lat, np.float64)
+
+
+def _parse_measurements(path: str, reader: csv.DictReader, latency_column: str):
+  """(arch strings, ms list) of ``read_measurements``'s rows; errors name the file and line."""
+  cols = reader.fieldnames or []
+  missing = [c for c in ("arch_str", latency_column) if c not in cols]
+  if missing:
+    raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; found {cols}; expected "
+                     f"a header 'arch_str,{latency_column}'")
+  archs, lat, seen = [], [], {}
+  for line, row in enumerate(reader, start=2):
+    s = (row["arch_str"] or "").strip()
+    try:
+      ops = space.parse_arch_str(s)
+    except ValueError as err:
+      raise ValueError(f"{path}:{line}: bad arch_str: {err}") from None
+    canon = space.ops_to_arch_str(ops)
+    if canon in seen:
+      raise ValueError(f"{path}:{line}: cell {canon} already measured on line {seen[canon]}")
+    seen[canon] = line
+    try:
+      v = float(row[latency_column])
+    except (TypeError, ValueError):
+      raise ValueError(f"{path}:{line}: latency {row[latency_column]!r} is not a number") from None
+    if not np.isfinite(v) or v < 0:
+      raise ValueError(f"{path}:{line}: latency must be finite and >= 0 ms, got {v}")
+    archs.append(canon)
+    lat.append(v)
+  return archs, lat
 
 
 def write_measurements(path, arch_strs: Sequence[str], latency_ms: Sequence[float]) -> None:

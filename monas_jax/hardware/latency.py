@@ -34,87 +34,20 @@ MCUs the SRAM and flash capacity used by ``fits_memory``.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from monas_jax import space
-# Profiles (schema, files, built-ins, scaling) live in profiles.py; re-exported here so that
-# ``latency.load_profile`` and friends keep working.
+from monas_jax.hardware import cell_graph, memory
+# Profiles (schema, files, built-ins, scaling, the LatencyTable arrays) live in profiles.py;
+# re-exported here so that ``latency.load_profile`` and friends keep working.
 from monas_jax.hardware.profiles import (  # noqa: F401
-    COMPUTE_BOUND_OPS, KINDS, MEMORY_BOUND_OPS, NUM_STAGES, SCHEMA_VERSION, TABLE_FORMS, Profile,
-    _load_builtin, _profiles_dir, builtin_profiles, expand_table, load_profile, make_profile,
-    profile_from_dict, profile_to_dict, save_profile, scale_profile)
-
-_NONE = space.OP_INDEX["none"]
-
-
-class LatencyTable(NamedTuple):
-  """The arrays of a profile that ``latency_ms`` reads: a pytree, so it can be jit/vmap input.
-
-  Attributes:
-    cell_ms: (3, 6, 5) ms of operator o on edge e in one cell of stage s.
-    cells_per_stage: (3,) cells per stage (float, 5 in the benchmark network).
-    overhead_ms: () ms of everything outside the searched cells.
-    prune_dead: () 1.0 when operators that cannot reach the cell output cost nothing, else 0.0.
-    fold_zero_output: () 1.0 when a cell with identically-zero output costs zero_output_ms.
-    zero_output_ms: () ms of the whole network when the cell output is identically zero.
-  """
-
-  cell_ms: Any
-  cells_per_stage: Any
-  overhead_ms: Any
-  prune_dead: Any
-  fold_zero_output: Any
-  zero_output_ms: Any
-
-
-def _arrays(p: Profile, dtype, xp) -> LatencyTable:
-  return LatencyTable(
-      cell_ms=xp.asarray(p.cell_ms, dtype),
-      cells_per_stage=xp.full((NUM_STAGES,), p.cells_per_stage, dtype),
-      overhead_ms=xp.asarray(p.overhead_ms, dtype),
-      prune_dead=xp.asarray(float(p.prune_dead), dtype),
-      fold_zero_output=xp.asarray(float(p.fold_zero_output), dtype),
-      zero_output_ms=xp.asarray(0.0 if p.zero_output_ms is None else p.zero_output_ms, dtype))
-
-
-# ---------------------------------------------------------------------------------------------
-# Cell structure: which operators run, and whether the output is identically zero. Written once
-# over an array module (numpy for float64 evaluation, jax.numpy inside jit); masks (..., 6, 5).
-
-
-def _nonnone(mask, xp):
-  """(..., 6) bool: the edge carries an active operator other than ``none``."""
-  return xp.any(xp.asarray(mask)[..., 1:] > 0, axis=-1)
-
-
-def _live_mask(mask, xp):
-  m = xp.asarray(mask)
-  a = _nonnone(m, xp)
-  # reach[j]: node j reaches node 3 through edges carrying a non-none operator.
-  reach = {3: xp.ones(a.shape[:-1], bool)}
-  for node in (2, 1):
-    reach[node] = xp.zeros(a.shape[:-1], bool)
-    for e, (dst, src) in enumerate(space.EDGES):
-      if src == node:
-        reach[node] = reach[node] | (a[..., e] & reach[dst])
-  dst_reaches = xp.stack([reach[dst] for dst, _ in space.EDGES], axis=-1)
-  not_none = (xp.arange(space.NUM_OPS) != _NONE).astype(m.dtype)  # `none` never runs
-  return m * dst_reaches[..., None].astype(m.dtype) * not_none
-
-
-def _output_is_zero(mask, xp):
-  a = _nonnone(mask, xp)
-  nonzero = {0: xp.ones(a.shape[:-1], bool)}
-  for node in (1, 2, 3):
-    nonzero[node] = xp.zeros(a.shape[:-1], bool)
-    for e, (dst, src) in enumerate(space.EDGES):
-      if dst == node:
-        nonzero[node] = nonzero[node] | (a[..., e] & nonzero[src])
-  return ~nonzero[3]
+    COMPUTE_BOUND_OPS, KINDS, MEMORY_BOUND_OPS, NUM_STAGES, SCHEMA_VERSION, TABLE_FORMS,
+    LatencyTable, Profile, builtin_profiles, expand_table, latency_table, load_profile,
+    make_profile, profile_from_dict, profile_to_dict, profiles_dir, save_profile, scale_profile)
 
 
 def live_mask(mask) -> jax.Array:
@@ -124,20 +57,20 @@ def live_mask(mask) -> jax.Array:
   edges that carry an active operator other than ``none``; dead ones are what dead-code
   elimination removes. ``none`` is never live (it does no work).
   """
-  return _live_mask(jnp.asarray(mask), jnp)
+  return cell_graph.live_mask(jnp.asarray(mask), jnp)
 
 
 def output_is_zero(mask) -> jax.Array:
   """Whether the cell output (node 3) is identically zero. (..., 6, 5) -> (...,) bool."""
-  return _output_is_zero(jnp.asarray(mask), jnp)
+  return cell_graph.output_is_zero(jnp.asarray(mask), jnp)
 
 
 def _latency(t: LatencyTable, mask, xp):
   m = xp.asarray(mask, t.cell_ms.dtype)
   network_ms = xp.einsum("s,seo->eo", t.cells_per_stage, t.cell_ms)
-  eff = xp.where(t.prune_dead > 0, _live_mask(m, xp), m)
+  eff = xp.where(t.prune_dead > 0, cell_graph.live_mask(m, xp), m)
   body = t.overhead_ms + xp.sum(eff * network_ms, axis=(-2, -1))
-  folds = _output_is_zero(m, xp) & (t.fold_zero_output > 0)
+  folds = cell_graph.output_is_zero(m, xp) & (t.fold_zero_output > 0)
   return xp.where(folds, t.zero_output_ms, body)
 
 
@@ -159,7 +92,7 @@ def estimate_ms(profile, arch) -> float:
   """Latency (ms) of one cell (Arch, arch string, operator tuple or one-hot mask), in float64."""
   p = load_profile(profile) if isinstance(profile, str) else profile
   mask = space.to_arch(arch).to_mask()
-  return float(_latency(_arrays(p, np.float64, np), mask, np))
+  return float(_latency(latency_table(p, np.float64, np), mask, np))
 
 
 def estimate_many_ms(profile, ops) -> np.ndarray:
@@ -171,7 +104,7 @@ def estimate_many_ms(profile, ops) -> np.ndarray:
     np.put_along_axis(masks, a[..., None].astype(int), 1.0, axis=-1)
   else:
     masks = a.astype(np.float64)
-  return _latency(_arrays(p, np.float64, np), masks, np)
+  return _latency(latency_table(p, np.float64, np), masks, np)
 
 
 @functools.lru_cache(maxsize=1)
@@ -227,7 +160,6 @@ def fits_memory(profile, flash_bytes: int, peak_sram_bytes: int) -> bool:
 
 def memory_fits(profile, arch, dataset: str = "cifar10") -> bool:
   """Whether a cell deployed in int8 fits an MCU profile (cost model's memory estimates)."""
-  from monas_jax.hardware import memory
   mem = memory.deployment_memory(arch, dataset)
   return fits_memory(profile, mem["flash_bytes_int8"], mem["peak_sram_bytes_int8"])
 
@@ -240,7 +172,6 @@ def describe_fields(arch, dataset: str = "cifar10") -> dict[str, Any]:
     32x32 input at batch 1, whatever ``dataset``); ``fits``: {MCU profile name: bool}, int8
     weights in flash and peak int8 activations in SRAM for ``dataset``'s input size.
   """
-  from monas_jax.hardware import memory
   a = space.to_arch(arch)
   mem = memory.deployment_memory(a, dataset)
   latency, fits = {}, {}

@@ -28,6 +28,7 @@ import functools
 import numpy as np
 
 from monas_jax import data, space
+from monas_jax.hardware import cell_graph
 
 INPUT_SIZE = dict(data.IMAGE_SIZE)
 NUM_CLASSES = dict(data.NUM_CLASSES)
@@ -172,7 +173,6 @@ def live_ops(arch) -> tuple[int, ...]:
   """The cell's operators with every dead one (its output cannot reach the cell output) made
   ``none``: compilers remove them (checked against the exported ONNX graphs, which do not hold
   them), so they take neither flash nor SRAM."""
-  from monas_jax.hardware import latency  # late: latency imports the profiles
   a = space.to_arch(arch)
-  live = latency._live_mask(a.to_mask(), np)
+  live = cell_graph.live_mask(a.to_mask(), np)
   return tuple(o if live[e, o] > 0 else _NONE for e, o in enumerate(a.ops))

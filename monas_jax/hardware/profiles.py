@@ -12,7 +12,7 @@ import functools
 import importlib.resources
 import json
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 import numpy as np
 
@@ -68,16 +68,48 @@ class Profile:
   extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
-  def arrays(self) -> Any:  # latency.LatencyTable
+  def arrays(self) -> "LatencyTable":
     """float32 arrays for ``latency.latency_ms`` (jit-able)."""
     import jax.numpy as jnp
-    from monas_jax.hardware.latency import _arrays  # late: the latency model imports this module
-    return _arrays(self, jnp.float32, jnp)
+    return latency_table(self, jnp.float32, jnp)
 
   @property
   def network_ms(self) -> np.ndarray:
     """(6, 5) ms of operator o on edge e summed over every cell of the network."""
     return self.cells_per_stage * self.cell_ms.sum(axis=0)
+
+
+class LatencyTable(NamedTuple):
+  """The arrays of a profile that ``latency.latency_ms`` reads: a pytree, so it can be jit/vmap
+  input.
+
+  Attributes:
+    cell_ms: (3, 6, 5) ms of operator o on edge e in one cell of stage s.
+    cells_per_stage: (3,) cells per stage (float, 5 in the benchmark network).
+    overhead_ms: () ms of everything outside the searched cells.
+    prune_dead: () 1.0 when operators that cannot reach the cell output cost nothing, else 0.0.
+    fold_zero_output: () 1.0 when a cell with identically-zero output costs zero_output_ms.
+    zero_output_ms: () ms of the whole network when the cell output is identically zero.
+  """
+
+  cell_ms: Any
+  cells_per_stage: Any
+  overhead_ms: Any
+  prune_dead: Any
+  fold_zero_output: Any
+  zero_output_ms: Any
+
+
+def latency_table(p: Profile, dtype=np.float64, xp=np) -> LatencyTable:
+  """A profile's ``LatencyTable`` in ``dtype`` arrays of the array module ``xp`` (numpy or
+  jax.numpy); ``Profile.arrays`` is the float32 jax.numpy one."""
+  return LatencyTable(
+      cell_ms=xp.asarray(p.cell_ms, dtype),
+      cells_per_stage=xp.full((NUM_STAGES,), p.cells_per_stage, dtype),
+      overhead_ms=xp.asarray(p.overhead_ms, dtype),
+      prune_dead=xp.asarray(float(p.prune_dead), dtype),
+      fold_zero_output=xp.asarray(float(p.fold_zero_output), dtype),
+      zero_output_ms=xp.asarray(0.0 if p.zero_output_ms is None else p.zero_output_ms, dtype))
 
 
 def expand_table(table: Mapping[str, Any], cells_per_stage: int) -> np.ndarray:
@@ -192,13 +224,14 @@ def profile_to_dict(p: Profile) -> dict[str, Any]:
   return d
 
 
-def _profiles_dir():
+def profiles_dir():
+  """The folder of the built-in profile JSON files (an ``importlib.resources`` Traversable)."""
   return importlib.resources.files("monas_jax") / "hardware" / "profiles"
 
 
 def builtin_profiles() -> list[str]:
   """Names of the profiles shipped in ``monas_jax/hardware/profiles/``, sorted."""
-  return sorted(f.name[:-len(".json")] for f in _profiles_dir().iterdir()
+  return sorted(f.name[:-len(".json")] for f in profiles_dir().iterdir()
                 if f.name.endswith(".json"))
 
 
@@ -215,7 +248,7 @@ def _parse_profile_text(text: str, source: str) -> Profile:
 
 @functools.lru_cache(maxsize=None)
 def _load_builtin(name: str) -> Profile:
-  return _parse_profile_text((_profiles_dir() / f"{name}.json").read_text(),
+  return _parse_profile_text((profiles_dir() / f"{name}.json").read_text(),
                              f"built-in profile {name!r}")
 
 
@@ -233,8 +266,13 @@ def load_profile(name_or_path) -> Profile:
   if not os.path.isfile(key):
     raise ValueError(f"unknown profile {key!r}: neither a built-in ({', '.join(builtin_profiles())})"
                      f" nor a JSON file")
-  with open(key) as f:
-    return _parse_profile_text(f.read(), key)
+  with open(key, "rb") as f:
+    raw = f.read()
+  try:
+    text = raw.decode("utf-8")
+  except UnicodeDecodeError as err:
+    raise ValueError(f"{key} is not a profile JSON file (not UTF-8 text: {err})") from None
+  return _parse_profile_text(text, key)
 
 
 def save_profile(profile: Profile, path) -> None:

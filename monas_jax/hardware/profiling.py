@@ -67,8 +67,8 @@ class StagewiseNetwork(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     c = self.channels
-    x = models._conv(c, 3, name="stem_conv")(x)  # same stem as models.Network
-    x = models._bn(train, name="stem_bn")(x)
+    x = models.conv(c, 3, name="stem_conv")(x)  # same stem as models.Network
+    x = models.batch_norm(train, name="stem_bn")(x)
     for stage in range(3):
       if stage > 0:
         c *= 2

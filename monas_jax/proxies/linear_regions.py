@@ -35,7 +35,11 @@ def count_distinct_rows(rows: jax.Array) -> jax.Array:
   return 1 + jnp.sum(changes, dtype=jnp.int32)
 
 
-def _edge_op(path) -> tuple[int, int] | None:
+def edge_op(path) -> tuple[int, int] | None:
+  """(edge, operator) indices of a leaf inside a cell's ``edge{e}/{operator}`` scope, else None.
+
+  ``path`` is a ``jax.tree_util`` key path (e.g. of the sown ``relu`` collection).
+  """
   names = [getattr(p, "key", None) for p in path]
   for i, name in enumerate(names):
     if isinstance(name, str) and name.startswith("edge") and name[4:].isdigit():
@@ -52,7 +56,7 @@ def activation_patterns(relu_tree, mask: jax.Array) -> jax.Array:
   cols = []
   for path, leaf in jax.tree_util.tree_flatten_with_path(relu_tree)[0]:
     bits = (leaf > 0).reshape(leaf.shape[0], -1)
-    where = _edge_op(path)
+    where = edge_op(path)
     if where is not None:
       bits = bits & (mask[where] > 0)
     cols.append(bits)

@@ -86,7 +86,7 @@ def _labelled_batch(key, images, labels, batch_size, dataset):
   if labels is None:
     raise ValueError("this proxy needs labels: pass data=(images, labels)")
   k_idx, k_aug = jax.random.split(key)
-  idx = data_lib._spread_indices(k_idx, images.shape[0], batch_size)
+  idx = data_lib.spread_indices(k_idx, images.shape[0], batch_size)
   x = data_lib.normalize(data_lib.augment(k_aug, jnp.asarray(images)[idx], dataset), dataset)
   return x, jnp.asarray(labels)[idx].astype(jnp.int32)
 
@@ -192,7 +192,7 @@ def _relu_bits(relu_tree, mask):
   cols, valid = [], []
   for path, leaf in jax.tree_util.tree_flatten_with_path(relu_tree)[0]:
     bits = (leaf > 0).reshape(leaf.shape[0], -1).astype(jnp.float32)
-    where = linear_regions._edge_op(path)  # (edge, op) of an operator's ReLU, else None
+    where = linear_regions.edge_op(path)  # (edge, op) of an operator's ReLU, else None
     v = jnp.asarray(1.0) if where is None else mask[where]
     cols.append(bits * v)
     valid.append(v * jnp.ones(bits.shape[1]))
@@ -429,7 +429,7 @@ def meco_modules_fn(b: Bench) -> Callable:
       total = total + (2.0 if last_of_stage else 1.0) * _smallest_correlation_eigenvalue(f)
     for path, leaf in jax.tree_util.tree_flatten_with_path(st["meco"])[0]:
       hooks = _MECO_HOOKS[[q.key for q in path if isinstance(getattr(q, "key", None), str)][-1]]
-      where = linear_regions._edge_op(path)
+      where = linear_regions.edge_op(path)
       on = 1.0 if where is None else mask[where]
       total = total + on * hooks * _smallest_correlation_eigenvalue(leaf)
     return total
