@@ -402,10 +402,10 @@ def _top_end_tables(corr) -> list[str]:
       m = te[ds]
       pools = " | ".join(f"{m[f'best_of_{p}_mean']:.2f}" if f"best_of_{p}_mean" in m else ""
                          for p in topk.POOL_SIZES)
+      tau = "" if m["tau_true_top10pct"] is None else f"{m['tau_true_top10pct']:.3f}"
       lines.append(f"| {k} | {corr[k].get('num_cells', '')} | {m['precision_top1pct']:.2f} | "
-                   f"{m['precision_top5pct']:.2f} | {m['precision_top10pct']:.2f} | "
-                   f"{m['tau_true_top10pct']:.3f} | {pools} | {m['best_scored_acc']:.2f} | "
-                   f"{m['ndcg']:.3f} |")
+                   f"{m['precision_top5pct']:.2f} | {m['precision_top10pct']:.2f} | {tau} | "
+                   f"{pools} | {m['best_scored_acc']:.2f} | {m['ndcg']:.3f} |")
   return lines
 
 

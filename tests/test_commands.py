@@ -71,6 +71,7 @@ def test_score_space_smoke_resumes_and_reports(tmp_path):
   assert te == corr["tenas"]["top_end"] and set(te) == {"cifar10", "cifar100", "imagenet16_120"}
   assert {"precision_top5pct", "tau_true_top10pct", "best_scored_acc",
           "ndcg"} <= set(te["cifar10"]) and "best_of_64_mean" not in te["cifar10"]
+  assert te["cifar10"]["tau_true_top10pct"] is None  # 1 cell in the true top 10 % of 8
   assert "top_end" in corr["R"] and "top_end" in corr["flops"]
   with open(tmp_path / "correlations.json") as f:
     assert json.load(f) == corr

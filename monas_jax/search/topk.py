@@ -101,7 +101,8 @@ def top_end(accs: Mapping[str, np.ndarray], score: Optional[np.ndarray] = None,
   """Every top-end metric of one score against each accuracy column (name -> (n,)), as
   {name: flat dict}: ``precision_top{1,5,10}pct``, ``tau_true_top10pct``,
   ``best_of_{64,256}_mean/_std``, ``best_scored_acc`` (the best-scored cell of the whole
-  sample) and ``ndcg`` (VKDNW's, k = 1000). The pools are drawn once for all columns."""
+  sample) and ``ndcg`` (VKDNW's, k = 1000). The pools are drawn once for all columns; pool sizes
+  above n are left out, and the tau is None below 3 cells in the true top 10 %."""
   n = len(next(iter(accs.values())))
   full = np.asarray(score if score is not None else score_fn(np.arange(n)), np.float64)
   picks = {p: pool_picks(n, p, num_pools, seed, score, score_fn) for p in POOL_SIZES if p <= n}
@@ -109,7 +110,8 @@ def top_end(accs: Mapping[str, np.ndarray], score: Optional[np.ndarray] = None,
   for name, acc in accs.items():
     acc = np.asarray(acc, np.float64)
     m = {f"precision_top{round(f * 100)}pct": precision_at(full, acc, f) for f in FRACTIONS}
-    m["tau_true_top10pct"] = tau_in_true_top(full, acc, 0.10)
+    tau = tau_in_true_top(full, acc, 0.10)
+    m["tau_true_top10pct"] = None if np.isnan(tau) else tau  # None: too few cells (JSON-able)
     for p, idx in picks.items():
       m[f"best_of_{p}_mean"], m[f"best_of_{p}_std"] = float(acc[idx].mean()), float(acc[idx].std())
     m["best_scored_acc"] = float(acc[_top(full, 1)[0]])
