@@ -114,6 +114,26 @@ def score(values: Mapping[str, np.ndarray], settings: EnsembleSettings,
   return compose.hardware_aware(acc, costs, settings.cost_weights)
 
 
+def _prune(mask: np.ndarray, cands, order: np.ndarray, settings: EnsembleSettings):
+  """On every edge, prunes ``settings.prune_per_round`` candidates (edge, op) in ascending
+  ``order`` (ties: candidate order), never the last operator of an edge, and skips a prune that
+  would lose every cell within the budget. Returns (chosen candidate indices, new mask)."""
+  chosen, work = [], mask.copy()
+  for e in range(space.NUM_EDGES):
+    idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e), key=lambda i: (order[i], i))
+    n_prune = min(settings.prune_per_round, len(idx) - 1)
+    for i in idx:
+      if n_prune <= 0:
+        break
+      trial = work.copy()
+      trial[cands[i]] = 0.0
+      if settings.budget is not None and not settings.budget.feasible(trial):
+        continue  # this prune would lose every cell that meets the budget
+      work, n_prune = trial, n_prune - 1
+      chosen.append(i)
+  return chosen, work
+
+
 def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -> SearchState:
   """One pruning round on the composed score (pure in state and settings)."""
   mask = np.asarray(state.mask, np.float32)
@@ -129,19 +149,8 @@ def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -
     values["feasible"] = np.array([np.sum(ok[:, e] != o) for e, o in cands], np.float64)
     extra["feasible"] = (settings.feasible_weight, True)
   score_ = score(values, settings, extra)
-  chosen, work = [], mask.copy()
-  for e in range(space.NUM_EDGES):
-    idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e), key=lambda i: (-score_[i], i))
-    n_prune = min(settings.prune_per_round, len(idx) - 1)
-    for i in idx:
-      if n_prune <= 0:
-        break
-      trial = work.copy()
-      trial[cands[i]] = 0.0
-      if settings.budget is not None and not settings.budget.feasible(trial):
-        continue  # this prune would lose every cell that meets the budget
-      work, n_prune = trial, n_prune - 1
-      chosen.append(i)
+  # Prune first the candidate whose removal leaves the best-scored supernet.
+  chosen, work = _prune(mask, cands, -np.asarray(score_), settings)
   table = [{"edge": e, "op": space.OPS[o], "score": float(score_[i]), "pruned": i in chosen,
             **{f"value_{n}": float(values[n][i]) for n in values}}
            for i, (e, o) in enumerate(cands)]
@@ -288,20 +297,7 @@ def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) ->
     # favour operators drawn more often.
     k = int(np.ceil(settings.top_fraction * len(mine)))
     quality.append(float(mine[:k].mean()) if len(mine) else -np.inf)
-  chosen, work = [], mask.copy()
-  for e in range(space.NUM_EDGES):
-    idx = sorted((i for i, (ce, _) in enumerate(cands) if ce == e),
-                 key=lambda i: (quality[i], i))
-    n_prune = min(settings.prune_per_round, len(idx) - 1)
-    for i in idx:
-      if n_prune <= 0:
-        break
-      trial = work.copy()
-      trial[cands[i]] = 0.0
-      if settings.budget is not None and not settings.budget.feasible(trial):
-        continue  # this prune would lose every cell that meets the budget
-      work, n_prune = trial, n_prune - 1
-      chosen.append(i)
+  chosen, work = _prune(mask, cands, np.asarray(quality), settings)
   table = [{"edge": e, "op": space.OPS[o], "quality": quality[i], "pruned": i in chosen,
             "cells": int(np.sum(pool[:, e] == o))} for i, (e, o) in enumerate(cands)]
   record = {"round": state.round + 1, "kind": "prune", "strategy": "cells",
