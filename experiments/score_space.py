@@ -315,8 +315,8 @@ def report(config, workdir, cells, source, echo) -> dict | None:
   main.update({"R": r, "F": f, "tenas": tenas_rank(kc, r)})
   corr.update(correlations(acc, main))
   # Top end, each higher-is-better: K (lower is better) negated, TE-NAS ranked inside each pool.
-  for name, sc in (("K", -kc), ("R", r), ("F", f)):
-    corr[name if name != "K" else f"K{config.ntk.cond_index}"]["top_end"] = top_end(idx, sc)
+  for name, sc in ((f"K{config.ntk.cond_index}", -kc), ("R", r), ("F", f)):
+    corr[name]["top_end"] = top_end(idx, sc)
   corr["tenas"]["top_end"] = top_end(idx, score_fn=lambda p: -tenas_rank(kc[p], r[p]))
   # tenas_rank is lower-is-better; the composed score is reported higher-is-better.
   composed = ({k: (-v if k != "top_end" else v) for k, v in corr["tenas"].items()}

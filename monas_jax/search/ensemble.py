@@ -139,8 +139,7 @@ def prune_round(state: SearchState, settings: EnsembleSettings, progress=None) -
   mask = np.asarray(state.mask, np.float32)
   cands = candidates(mask)
   masks = candidate_masks(mask, cands)
-  key = jax.random.wrap_key_data(jnp.asarray(state.key, jnp.uint32))
-  round_key, next_key = jax.random.split(key)
+  round_key, next_key = _keys(state)
   values = _values(masks, settings, round_key, progress, state.round + 1)
   extra = {}
   if settings.budget is not None and settings.budget.active:
@@ -197,13 +196,14 @@ def _key_data(key) -> list[int]:
   return np.asarray(jax.random.key_data(key)).astype(np.uint32).tolist()
 
 
-def _cell_key(state: SearchState, round_key):
+def _cell_key(state: SearchState, round_key) -> tuple[jax.Array, dict]:
   """The key every cell of a 'cells' search is scored with: the first round's key, recorded in
-  its history so later rounds and resumed runs score with the same one."""
+  its history so later rounds and resumed runs score with the same one. Returns the key and
+  what this round's record must add ({"cell_key": ...} in the first round, else {})."""
   for rec in state.history:
     if "cell_key" in rec:
-      return jax.random.wrap_key_data(jnp.asarray(rec["cell_key"], jnp.uint32))
-  return round_key
+      return jax.random.wrap_key_data(jnp.asarray(rec["cell_key"], jnp.uint32)), {}
+  return round_key, {"cell_key": _key_data(round_key)}
 
 
 def archive(history) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -274,7 +274,7 @@ def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) ->
   the operator whose best cells (``top_fraction`` of them) score lowest."""
   mask = np.asarray(state.mask, np.float32)
   round_key, next_key = _keys(state)
-  cell_key = _cell_key(state, round_key)
+  cell_key, key_record = _cell_key(state, round_key)
   old_ops, old_values = archive(state.history)
   seen = {tuple(o) for o in old_ops.tolist()}
   fresh = _unseen(_scorable(mask, settings), seen)
@@ -284,9 +284,8 @@ def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) ->
   values = (_evaluate(new, settings, cell_key, progress, state.round + 1) if take
             else {n: np.zeros(0) for n in old_values})
   ops, all_values = np.concatenate([old_ops, new]), _concat(old_values, values)
+  # Every archived cell was drawn (or refined) within the budget, so inside the mask is enough.
   inside = np.all(mask[np.arange(space.NUM_EDGES), ops] > 0, axis=1)
-  if settings.budget is not None:
-    inside &= settings.budget.meets(ops)
   pool, pool_values = ops[inside], {n: v[inside] for n, v in all_values.items()}
   s = score(pool_values, settings)
   cands = candidates(mask)
@@ -302,11 +301,10 @@ def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) ->
             "cells": int(np.sum(pool[:, e] == o))} for i, (e, o) in enumerate(cands)]
   record = {"round": state.round + 1, "kind": "prune", "strategy": "cells",
             "mask_before": mask.astype(int).tolist(), "mask_after": work.astype(int).tolist(),
-            "indicators": list(values), **_weights_record(settings), "top_fraction": settings.top_fraction,
-            "candidates": table, "evaluated": _cell_rows(new, values),
+            "indicators": list(values), **_weights_record(settings),
+            "top_fraction": settings.top_fraction, "candidates": table,
+            "evaluated": _cell_rows(new, values), **key_record,
             "pruned": [{"edge": cands[i][0], "op": space.OPS[cands[i][1]]} for i in sorted(chosen)]}
-  if not any("cell_key" in r for r in state.history):
-    record["cell_key"] = _key_data(cell_key)
   return state.replace(mask=work, round=state.round + 1,
                        key=np.asarray(jax.random.key_data(next_key), np.uint32),
                        history=state.history + (record,))
@@ -318,14 +316,12 @@ def final_round(state: SearchState, settings: EnsembleSettings, progress=None) -
   (``settings.refine_steps``) and keeps the best one."""
   mask = np.asarray(state.mask, np.float32)
   round_key, next_key = _keys(state)
-  cells_strategy = settings.strategy == "cells"
-  key = _cell_key(state, round_key) if cells_strategy else round_key
-  if cells_strategy:
+  if settings.strategy == "cells":
+    # The archive: every cell scored so far, all within the budget (drawn or refined so).
+    key, key_record = _cell_key(state, round_key)
     ops, values = archive(state.history)
-    if settings.budget is not None and len(ops):
-      keep = settings.budget.meets(ops)
-      ops, values = ops[keep], {n: v[keep] for n, v in values.items()}
   else:
+    key, key_record = round_key, {}
     ops, values = np.zeros((0, space.NUM_EDGES), np.int64), {}
   first_new = len(ops)
   new = _unseen(_scorable(mask, settings), {tuple(o) for o in ops.tolist()})
@@ -358,10 +354,9 @@ def final_round(state: SearchState, settings: EnsembleSettings, progress=None) -
             "mask_after": eye[ops[best]].astype(int).tolist(), "indicators": list(values),
             **_weights_record(settings), "cells": table, "refine_steps": max(step), "pruned": []}
   # Cells evaluated in this round (not earlier): with the archive, those after first_new.
-  record["evaluated"] = [{k: v for k, v in row.items() if k == "arch_str" or k.startswith("value_")}
-                         for row in table[first_new:]]
-  if cells_strategy and not any("cell_key" in r for r in state.history):
-    record["cell_key"] = _key_data(key)
+  record["evaluated"] = [{k: v for k, v in row.items()
+                          if k == "arch_str" or k.startswith("value_")} for row in table[first_new:]]
+  record.update(key_record)
   return state.replace(mask=eye[ops[best]], round=state.round + 1,
                        key=np.asarray(jax.random.key_data(next_key), np.uint32),
                        history=state.history + (record,))
