@@ -11,6 +11,14 @@ and labels as int32 ``(n,)``, 0-based. Three datasets are known (``DATASETS``):
   ``Imagenet16_train/train_data_batch_1`` .. ``_10`` and ``Imagenet16_val/val_data``, restricted
   to ImageNet classes 1..120 as NAS-Bench-201 does (151,700 train / 6,000 val images).
 
+Besides these, a user's own images (``load_user_dataset``): an image folder
+(``DIR/train/<class>/*.png|jpg|jpeg|bmp`` and ``DIR/test/<class>/...`` or ``val/``, any sizes, RGB
+or grayscale, decoded with Pillow) or a NumPy archive (``x_train``, ``y_train``, ``x_test``,
+``y_test``). Any source is resized to the configured ``image_size`` and kept in 1 or 3 channels
+(``fit_images``); a ``DataSpec`` carries what the input functions need (size, channels, classes,
+normalisation statistics, crop padding), and every input function takes one wherever it takes a
+dataset name.
+
 A missing directory or file raises ``FileNotFoundError`` naming where it looked and the expected
 layout; a file that is not what the format promises raises ``ValueError`` naming the file. Nothing
 falls back to the bundled samples unless asked to (``load_images(name, None)``).
@@ -21,12 +29,13 @@ called inside a caller's ``jax.jit``.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.resources
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +66,55 @@ _BUNDLED = {"cifar10": "cifar10_test_sample.npz", "cifar100": "cifar100_test_sam
 # NAS-Bench-201's ImageNet16-120 keeps ImageNet labels 1..120 of the 1-based 1..1000.
 _IN16_KEEP = 120
 _IN16_LABELS = 1000
+
+
+# CIFAR-10's class names (batches.meta of the official archive), for result records.
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                   "truck")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+  """What the input functions and networks need to know about a dataset's images.
+
+  Hashable, so it can be a static argument of ``jax.jit`` in place of a dataset name. Two specs
+  with the same numbers are equal whatever their names: what is computed from a spec does not
+  depend on the name, so the same compiled functions serve both.
+
+  Attributes:
+    name: the dataset ("cifar10", ..., or "folder" for a user's own images); messages and
+      records only (not compared).
+    image_size: side of the square images, pixels.
+    channels: 1 (grayscale) or 3 (RGB), the last axis of the uint8 images.
+    num_classes: number of classes (labels 0 .. num_classes - 1).
+    mean, std: per-channel normalisation statistics in [0, 1] pixel units, one per channel.
+    pad: zero padding, pixels per side, of the random-crop augmentation.
+  """
+
+  name: str = dataclasses.field(compare=False)
+  image_size: int
+  channels: int
+  num_classes: int
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  pad: int
+
+
+def builtin_spec(name: str) -> DataSpec:
+  """The DataSpec of one of DATASETS at its native size: RGB, NAS-Bench-201's statistics."""
+  n = _canonical(name)
+  return DataSpec(n, IMAGE_SIZE[n], 3, NUM_CLASSES[n], tuple(MEAN[n]), tuple(STD[n]), PAD[n])
+
+
+def as_spec(dataset: "str | DataSpec") -> DataSpec:
+  """A dataset name (one of DATASETS) or a DataSpec -> the DataSpec."""
+  return dataset if isinstance(dataset, DataSpec) else builtin_spec(dataset)
+
+
+def default_pad(image_size: int) -> int:
+  """Crop padding for images of side ``image_size``: an eighth of the side (4 pixels at 32, 2 at
+  16, as NAS-Bench-201 pads its datasets), at least 1."""
+  return max(1, int(image_size) // 8)
 
 
 def _canonical(name: Any) -> str:
@@ -389,19 +447,472 @@ def load_images(name: str, data_dir: str | os.PathLike | None,
 
 
 # ---------------------------------------------------------------------------------------------
+# A user's own images: an image folder or a NumPy archive, at the configured size and channels.
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+FOLDER_LAYOUT = ("expected an image folder DIR/train/<class>/*.png|jpg|jpeg|bmp with "
+                 "DIR/test/<class>/... (or DIR/val/<class>/...), at least 2 classes, or a .npz "
+                 "holding x_train, y_train, x_test, y_test")
+# Statistics are accumulated over this many images at a time: a float copy of a whole training
+# set (50,000 x 32 x 32 x 3 float64 is 1.2 GB) is not needed for two sums.
+_STATS_CHUNK = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class UserData:
+  """A user's dataset as read from disk, at the configured size and channels.
+
+  Attributes:
+    x_train, x_test: uint8 (n, s, s, c) NHWC, s = image_size, c = channels.
+    y_train, y_test: int32 (n,) labels in [0, len(class_names)).
+    class_names: the classes, label order (sorted folder names, or the archive's).
+    source: e.g. "folder:/data/pets (train 1200 images, test 300, 3 classes, 48x48x1)".
+    skipped: paths of files in the folders that are not images by their extension (skipped).
+    test_split: "test" or "val" (the folder the evaluation images came from).
+  """
+
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  class_names: tuple[str, ...]
+  source: str
+  skipped: tuple[str, ...] = ()
+  test_split: str = "test"
+
+
+def fit_images(x: np.ndarray, image_size: int, channels: int, what: str = "images") -> np.ndarray:
+  """uint8 (n, h, w, c_in) with c_in 1 or 3 (or (n, h, w)) -> uint8 (n, s, s, channels).
+
+  Resized with Pillow's bilinear filter (antialiased when shrinking) to ``image_size`` square,
+  ignoring the aspect ratio (as torchvision's ``Resize((s, s))``); images already at that size
+  keep their exact pixels. RGB -> grayscale by Pillow's ITU-R 601 luma; grayscale -> RGB repeats
+  the channel.
+  """
+  x = np.asarray(x)
+  if x.ndim == 3:
+    x = x[..., None]
+  if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
+    raise ValueError(f"{what}: expected uint8 pixels of shape (n, h, w), (n, h, w, 1) or "
+                     f"(n, h, w, 3), found {x.dtype} {x.shape}")
+  if x.shape[1:] == (image_size, image_size, channels):
+    return x
+  from PIL import Image
+  out = np.empty((len(x), image_size, image_size, channels), np.uint8)
+  for i, im in enumerate(x):
+    out[i] = _fit_one(Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im), image_size,
+                      channels)
+  return out
+
+
+def _fit_one(img, image_size: int, channels: int) -> np.ndarray:
+  """A Pillow image -> uint8 (s, s, channels)."""
+  from PIL import Image
+  img = img.convert("RGB" if channels == 3 else "L")
+  if img.size != (image_size, image_size):
+    img = img.resize((image_size, image_size), Image.BILINEAR)
+  a = np.asarray(img, np.uint8)
+  return a[..., None] if channels == 1 else a
+
+
+def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """Per-channel mean and (population) std of uint8 images (n, h, w, c), in [0, 1] pixel units."""
+  c = x.shape[-1]
+  s1, s2, count = np.zeros(c), np.zeros(c), 0
+  for i in range(0, len(x), _STATS_CHUNK):
+    chunk = x[i:i + _STATS_CHUNK].reshape(-1, c).astype(np.float64) / 255.0
+    s1 += chunk.sum(axis=0)
+    s2 += (chunk * chunk).sum(axis=0)
+    count += len(chunk)
+  mean = s1 / max(count, 1)
+  std = np.sqrt(np.maximum(s2 / max(count, 1) - mean * mean, 0.0))
+  return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def _image_files(folder: Path) -> tuple[list[Path], list[Path]]:
+  """(image files, other files) under ``folder``, recursively, by extension."""
+  images, other = [], []
+  for dirpath, dirnames, filenames in os.walk(folder):
+    dirnames.sort()
+    for f in sorted(filenames):
+      p = Path(dirpath) / f
+      (images if p.suffix.lower() in IMAGE_EXTENSIONS else other).append(p)
+  return images, other
+
+
+def _class_dirs(split_dir: Path) -> list[str]:
+  return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _read_image(path: Path, image_size: int, channels: int) -> np.ndarray:
+  """One image file -> uint8 (s, s, channels); a one-line ValueError naming it when unreadable."""
+  from PIL import Image
+  try:
+    with Image.open(path) as img:
+      img.load()  # decodes now, so a truncated file fails here with its name
+      return _fit_one(img, image_size, channels)
+  except Exception as e:  # noqa: BLE001  Pillow raises many types for damaged files
+    raise io.refuse(path, "a readable PNG, JPEG or BMP image", e) from None
+
+
+def _list_split(root: Path, split: str, classes: Sequence[str]
+                ) -> tuple[list[tuple[str, int, Path]], list[Path]]:
+  """((file name, label, path) of every image of ``root/split/<class>/``, other files).
+
+  Ordered by file name, then class, so that a folder written from an array under numbered file
+  names (as benchmarks/make_image_folder.py does) reads back in the array's order.
+  """
+  entries, skipped = [], []
+  for label, name in enumerate(classes):
+    folder = root / split / name
+    images, other = _image_files(folder)
+    skipped += other
+    if not images:
+      raise ValueError(f"{folder}: class {name!r} has no image files in the {split} split "
+                       f"(.png, .jpg, .jpeg, .bmp; {len(other)} other file(s) skipped); every "
+                       "class needs images in both splits")
+    entries += [(p.name, label, p) for p in images]
+  entries.sort(key=lambda e: (e[0], e[1]))
+  return entries, skipped
+
+
+def _decode(entries, image_size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+  x = np.empty((len(entries), image_size, image_size, channels), np.uint8)
+  for i, (_, _, path) in enumerate(entries):
+    x[i] = _read_image(path, image_size, channels)
+  return x, np.array([label for _, label, _ in entries], np.int32)
+
+
+def _read_folder(root: Path, image_size: int, channels: int) -> UserData:
+  train_dir = root / "train"
+  if not train_dir.is_dir():
+    found = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:8])
+    raise FileNotFoundError(f"{root}: no train/ folder (found: {found or 'nothing, it is empty'}); "
+                            f"{FOLDER_LAYOUT}")
+  test_name = next((n for n in ("test", "val") if (root / n).is_dir()), None)
+  if test_name is None:
+    raise FileNotFoundError(f"{root}: no test/ or val/ folder beside train/; {FOLDER_LAYOUT}")
+  classes = _class_dirs(train_dir)
+  if not classes:
+    images, other = _image_files(train_dir)
+    what = (f"{len(images)} image file(s) directly in it, not in class folders" if images
+            else "it is empty" if not other else f"only {len(other)} non-image file(s)")
+    raise ValueError(f"{train_dir}: no class folders ({what}); {FOLDER_LAYOUT}")
+  if len(classes) < 2:
+    raise ValueError(f"{train_dir}: only one class folder ({classes[0]!r}); a classifier needs "
+                     f"at least 2 classes")
+  test_classes = _class_dirs(root / test_name)
+  missing = [c for c in classes if c not in test_classes]
+  if missing:
+    raise ValueError(f"{root / test_name}: class folder(s) {', '.join(map(repr, missing))} of "
+                     f"train/ missing (every one of the {len(classes)} classes of train/ needs "
+                     f"test images)")
+  extra = [c for c in test_classes if c not in classes]
+  if extra:
+    raise ValueError(f"{root / test_name}: class folder(s) {', '.join(map(repr, extra))} not in "
+                     f"train/ (the classes are train/'s: {', '.join(classes)})")
+  # Both splits are listed before any image is decoded: an empty class fails at once.
+  e_tr, sk_tr = _list_split(root, "train", classes)
+  e_te, sk_te = _list_split(root, test_name, classes)
+  x_tr, y_tr = _decode(e_tr, image_size, channels)
+  x_te, y_te = _decode(e_te, image_size, channels)
+  top_other = [p for p in (root / "train").iterdir() if p.is_file()]
+  top_other += [p for p in (root / test_name).iterdir() if p.is_file()]
+  skipped = tuple(str(p) for p in sk_tr + sk_te + top_other)
+  source = (f"folder:{root} (train {len(x_tr)} images, {test_name} {len(x_te)}, {len(classes)} "
+            f"classes, {image_size}x{image_size}x{channels})")
+  return UserData(x_tr, y_tr, x_te, y_te, tuple(classes), source, skipped, test_name)
+
+
+def _npz_labels(path: Path, name: str, y: np.ndarray, n: int) -> np.ndarray:
+  if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f"{path}: {name} must be a 1-D array of integer labels, found {y.dtype} "
+                     f"{y.shape}")
+  if len(y) != n:
+    raise ValueError(f"{path}: {name} has {len(y)} labels for {n} images in "
+                     f"x_{name[2:]} (one label per image expected)")
+  if len(y) and y.min() < 0:
+    raise ValueError(f"{path}: {name} holds label {int(y.min())}; labels must be 0 .. classes - 1")
+  return y.astype(np.int64)
+
+
+def _read_npz(path: Path, image_size: int, channels: int) -> UserData:
+  what = "a .npz of uint8 images x_train, x_test and integer labels y_train, y_test"
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      arrays = {k: np.asarray(z[k]) for k in z.files}
+  except Exception as e:  # noqa: BLE001  a damaged or foreign file: name it, never unpickle
+    raise io.refuse(path, what, e) from None
+  missing = [k for k in NPZ_ARRAYS if k not in arrays]
+  if missing:
+    raise ValueError(f"{path}: lacks {', '.join(missing)} (found "
+                     f"{', '.join(sorted(arrays)) or 'no arrays'}); expected arrays "
+                     f"{', '.join(NPZ_ARRAYS)} and optionally class_names")
+  xs = {}
+  for split in ("train", "test"):
+    x = arrays[f"x_{split}"]
+    if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
+      raise ValueError(f"{path}: x_{split} must be uint8 pixels (n, h, w), (n, h, w, 1) or "
+                       f"(n, h, w, 3), found {x.dtype} {x.shape}")
+    xs[split] = x
+  y_tr = _npz_labels(path, "y_train", arrays["y_train"], len(xs["train"]))
+  y_te = _npz_labels(path, "y_test", arrays["y_test"], len(xs["test"]))
+  if "class_names" in arrays:
+    names = tuple(str(v) for v in arrays["class_names"].reshape(-1))
+    allowed = f"the {len(names)} class_names"
+  else:
+    names = tuple(str(i) for i in range(int(y_tr.max()) + 1 if len(y_tr) else 0))
+    allowed = f"the classes 0 .. {len(names) - 1} of y_train"
+  for name, y in (("y_train", y_tr), ("y_test", y_te)):
+    if len(y) and y.max() >= len(names):
+      raise ValueError(f"{path}: {name} holds label {int(y.max())}, outside {allowed} "
+                       f"(labels 0 .. {len(names) - 1})")
+  if len(names) < 2:
+    raise ValueError(f"{path}: y_train holds {len(names)} class(es); a classifier needs at least 2")
+  for name, y in (("y_train", y_tr), ("y_test", y_te)):
+    absent = sorted(set(range(len(names))) - set(np.unique(y).tolist()))
+    if absent:
+      raise ValueError(f"{path}: {name} has no images of class(es) "
+                       f"{', '.join(names[i] for i in absent[:5])}; every class needs images in "
+                       "both splits")
+  x_tr = fit_images(xs["train"], image_size, channels, f"{path} x_train")
+  x_te = fit_images(xs["test"], image_size, channels, f"{path} x_test")
+  source = (f"npz:{path} (train {len(x_tr)} images, test {len(x_te)}, {len(names)} classes, "
+            f"{image_size}x{image_size}x{channels})")
+  return UserData(x_tr, y_tr.astype(np.int32), x_te, y_te.astype(np.int32), names, source)
+
+
+def load_user_dataset(data_dir: str | os.PathLike, image_size: int, channels: int) -> UserData:
+  """Reads a user's dataset: an image folder or a .npz archive, every check before any compute.
+
+  Args:
+    data_dir: a folder ``DIR/train/<class>/...`` with ``DIR/test/<class>/...`` (or ``val/``),
+      image files .png, .jpg, .jpeg or .bmp (other files are skipped and listed in
+      ``UserData.skipped``); or a ``.npz`` with uint8 ``x_train``, ``x_test`` ((n, h, w) or
+      (n, h, w, 1 or 3)), integer ``y_train``, ``y_test`` and optionally ``class_names``.
+    image_size: side, pixels, every image is resized to.
+    channels: 1 (grayscale) or 3 (RGB).
+
+  Returns:
+    UserData, images uint8 (n, image_size, image_size, channels), labels int32 (n,).
+
+  Raises:
+    FileNotFoundError: ``data_dir`` or its train/ or test/ folder is missing.
+    ValueError: one line naming the file or folder: an empty folder, a single class, a class
+      missing from the test split, an unreadable image, an archive without the four arrays or
+      with mismatched lengths, a label outside the classes.
+  """
+  if channels not in (1, 3):
+    raise ValueError(f"channels = {channels!r}: expected 1 (grayscale) or 3 (RGB)")
+  root = Path(os.path.abspath(os.fspath(data_dir)))
+  if not root.exists():
+    raise FileNotFoundError(f"{root}: does not exist; {FOLDER_LAYOUT}")
+  if root.is_file():
+    if root.suffix.lower() != ".npz":
+      raise ValueError(f"{root}: a file that is not a .npz; {FOLDER_LAYOUT}")
+    return _read_npz(root, image_size, channels)
+  return _read_folder(root, image_size, channels)
+
+
+# ---------------------------------------------------------------------------------------------
+# The images of a config (search, training, export): fields, validation, reading, statistics.
+
+USER_DATASETS = ("folder",)
+
+
+def add_config_fields(c, dataset: str) -> None:
+  """Adds the data fields every command's config shares to ``c`` (an unlocked ConfigDict).
+
+  ``dataset`` (one of DATASETS, or "folder" for a user's image folder or .npz) and ``data_dir``
+  are set by the caller; this adds ``image_size`` (None = the dataset's native size),
+  ``image_channels`` (1 or 3), ``norm_mean`` / ``norm_std`` (None = NAS-Bench-201's for its
+  datasets in RGB, else computed from the training split) and ``num_classes`` (filled in from
+  the data by ``resolve_config``).
+  """
+  import ml_collections
+  c.image_size = ml_collections.FieldReference(32 if dataset in USER_DATASETS else None,
+                                               field_type=int)
+  c.image_channels = 3
+  c.norm_mean = ml_collections.FieldReference(None, field_type=tuple)
+  c.norm_std = ml_collections.FieldReference(None, field_type=tuple)
+  c.num_classes = ml_collections.FieldReference(None, field_type=int)
+
+
+def check_config_fields(c) -> None:
+  """Raises a one-line ValueError naming the first bad data field of a config (before any I/O)."""
+  def fail(field, value, allowed):
+    raise ValueError(f"config.{field} = {value!r} is not allowed: {allowed}")
+
+  known = DATASETS + USER_DATASETS
+  if c.dataset not in known:
+    fail("dataset", c.dataset, f"one of {known}")
+  if c.dataset in USER_DATASETS and (c.data_dir is None or not str(c.data_dir).strip()):
+    fail("data_dir", c.data_dir, "an image folder DIR (DIR/train/<class>/*.png|jpg|jpeg|bmp and "
+         "DIR/test/<class>/...) or a .npz file, for dataset 'folder'")
+  if "image_size" not in c:  # an older config without the data fields
+    return
+  s = c.image_size
+  if s is not None and (not isinstance(s, int) or isinstance(s, bool) or s < 8 or s % 4):
+    fail("image_size", s, "None (the dataset's native size) or a multiple of 4, at least 8 (the "
+         "network halves it twice)")
+  if c.image_channels not in (1, 3):
+    fail("image_channels", c.image_channels, "1 (grayscale) or 3 (RGB)")
+  for f in ("norm_mean", "norm_std"):
+    v = c[f]
+    if v is None:
+      continue
+    ok = len(v) == c.image_channels and all(isinstance(x, (int, float)) for x in v)
+    if ok and f == "norm_std":
+      ok = all(float(x) > 0 for x in v)
+    if not ok:
+      fail(f, tuple(v), f"None or {c.image_channels} number(s), one per channel, in [0, 1] pixel "
+           f"units{' and positive' if f == 'norm_std' else ''}")
+  if (c.norm_mean is None) != (c.norm_std is None):
+    fail("norm_std" if c.norm_std is None else "norm_mean", None, "given together with "
+         f"config.{'norm_mean' if c.norm_std is None else 'norm_std'} (or both None)")
+  if c.num_classes is not None and (not isinstance(c.num_classes, int) or c.num_classes < 2):
+    fail("num_classes", c.num_classes, "None (from the data) or an integer >= 2")
+
+
+def image_size_of(c) -> int:
+  """The side (pixels) a config's images are resized to."""
+  size = c.get("image_size")
+  return IMAGE_SIZE[c.dataset] if size is None else int(size)
+
+
+def _native(c) -> bool:
+  """Whether a config's images are NAS-Bench-201's as they are: its dataset, size and RGB."""
+  return (c.dataset in DATASETS and image_size_of(c) == IMAGE_SIZE[c.dataset]
+          and c.get("image_channels", 3) == 3)
+
+
+def config_spec(c) -> DataSpec:
+  """The DataSpec of a config (after ``resolve_config`` for anything but NAS-Bench-201's datasets
+  in RGB, whose classes and statistics are known without reading images)."""
+  size, ch = image_size_of(c), int(c.get("image_channels", 3))
+  builtin = c.dataset in DATASETS
+  n_cls = NUM_CLASSES[c.dataset] if builtin else c.get("num_classes")
+  mean, std = c.get("norm_mean"), c.get("norm_std")
+  if mean is None and builtin and ch == 3:
+    mean, std = MEAN[c.dataset], STD[c.dataset]
+  if n_cls is None or mean is None:
+    raise ValueError(f"config of dataset {c.dataset!r} has no class count or normalisation "
+                     "statistics yet: read its images first (data.read_config_images, then "
+                     "data.resolve_config)")
+  pad = PAD[c.dataset] if builtin and size == IMAGE_SIZE[c.dataset] else default_pad(size)
+  return DataSpec(c.dataset, size, ch, int(n_cls), tuple(float(v) for v in mean),
+                  tuple(float(v) for v in std), pad)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigImages:
+  """A config's images, read and checked, with what a result records about them.
+
+  Attributes:
+    x_train, y_train: uint8 (n, s, s, c) and int32 (n,): what a search scores on (the training
+      split; the bundled sample when no data_dir is given for NAS-Bench-201's datasets).
+    x_test, y_test: the test (or val) split of a user's dataset; None for NAS-Bench-201's (their
+      test split is read by training only).
+    spec: the DataSpec (statistics computed from x_train where the config gives none).
+    source: one line, e.g. "folder:/data/pets (train 1200 images, ...)".
+    record: JSON-able description for results (``data`` field): source, classes and counts per
+      split, size, channels, statistics and where they came from, skipped files.
+  """
+
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: Optional[np.ndarray]
+  y_test: Optional[np.ndarray]
+  spec: DataSpec
+  source: str
+  record: dict
+
+
+def read_config_images(c, split: str = "train") -> ConfigImages:
+  """Reads and checks a config's images (``dataset``, ``data_dir``, ``image_size``,
+  ``image_channels``, ``norm_mean``/``norm_std``) before any compute.
+
+  NAS-Bench-201's datasets: ``split`` of the official files under ``data_dir``, or the bundled
+  sample (``load_images``), resized and converted when the config asks for another size or
+  channels. Dataset "folder": ``load_user_dataset`` (both splits, x_train the training split).
+  Statistics: the config's, else NAS-Bench-201's for its datasets in RGB, else computed from
+  x_train (per channel, [0, 1] pixel units).
+  """
+  check_config_fields(c)
+  size, ch = image_size_of(c), int(c.get("image_channels", 3))
+  skipped: tuple[str, ...] = ()
+  x_te = y_te = None
+  test_split = None
+  if c.dataset in DATASETS:
+    x, y, source = load_images(c.dataset, c.data_dir, split)
+    if not _native(c):
+      x = fit_images(x, size, ch, source)
+      source += f", resized to {size}x{size}x{ch}"
+    names = (CIFAR10_CLASSES if c.dataset == "cifar10"
+             else tuple(str(i) for i in range(NUM_CLASSES[c.dataset])))
+    n_cls = NUM_CLASSES[c.dataset]
+  else:
+    u = load_user_dataset(c.data_dir, size, ch)
+    x, y, x_te, y_te, names, source, skipped = (u.x_train, u.y_train, u.x_test, u.y_test,
+                                                u.class_names, u.source, u.skipped)
+    test_split = u.test_split
+    n_cls = len(names)
+    if c.get("num_classes") is not None and c.num_classes != n_cls:
+      raise ValueError(f"config.num_classes = {c.num_classes} is not allowed: {c.data_dir} holds "
+                       f"{n_cls} classes (leave it None)")
+  if c.get("norm_mean") is not None:
+    mean, std, stats = tuple(c.norm_mean), tuple(c.norm_std), "given in the config"
+  elif _native(c):
+    mean, std, stats = MEAN[c.dataset], STD[c.dataset], "NAS-Bench-201's (METHOD.md 3.1)"
+  else:
+    mean, std = channel_stats(x)
+    stats = f"computed from the {len(x)} training images"
+  pad = PAD[c.dataset] if c.dataset in DATASETS and size == IMAGE_SIZE[c.dataset] else (
+      default_pad(size))
+  spec = DataSpec(c.dataset, size, ch, n_cls, tuple(float(v) for v in mean),
+                  tuple(float(v) for v in std), pad)
+  counts = {"train": np.bincount(y, minlength=n_cls).tolist()}
+  if y_te is not None:
+    counts[test_split] = np.bincount(y_te, minlength=n_cls).tolist()
+  record = {"source": source, "dataset": c.dataset, "image_size": size, "channels": ch,
+            "num_classes": n_cls, "classes": list(names), "class_counts": counts,
+            "norm_mean": list(spec.mean), "norm_std": list(spec.std), "norm_stats": stats,
+            "skipped_files": len(skipped), "skipped_examples": list(skipped[:5])}
+  if test_split is not None:
+    record["test_split"] = test_split
+  return ConfigImages(x, y, x_te, y_te, spec, source, record)
+
+
+def resolve_config(c, spec: DataSpec):
+  """A copy of config ``c`` with ``num_classes`` (user datasets) and ``norm_mean``/``norm_std``
+  (where None and not NAS-Bench-201's) filled in from ``spec``, so that ``config_spec`` gives
+  ``spec`` back and the result's config records what was used."""
+  out = c.copy_and_resolve_references()
+  with out.unlocked():
+    if "num_classes" in out and out.dataset not in DATASETS:
+      out.num_classes = spec.num_classes
+    if "norm_mean" in out and out.norm_mean is None and not _native(out):
+      out.norm_mean, out.norm_std = tuple(spec.mean), tuple(spec.std)
+  if c.is_locked:
+    out.lock()
+  return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Inputs for the indicators (pure JAX).
 
-def _check_images(x: jax.Array, what: str) -> None:
+def _check_images(x: jax.Array, what: str, channels: int = 3) -> None:
   # Float input here would most likely be already normalised; scaling it again would be silent.
   if x.dtype != jnp.uint8:
     raise TypeError(f"{what} must be uint8 pixels in [0, 255], got {x.dtype}")
-  if x.ndim != 4 or x.shape[-1] != 3:
-    raise ValueError(f"{what} must have shape (n, h, w, 3), got {x.shape}")
+  if x.ndim != 4 or x.shape[-1] != channels:
+    raise ValueError(f"{what} must have shape (n, h, w, {channels}), got {x.shape}")
 
 
-def _stats(dataset: str) -> tuple[np.ndarray, np.ndarray]:
-  name = _canonical(dataset)
-  return np.asarray(MEAN[name], np.float32), np.asarray(STD[name], np.float32)
+def _stats(dataset: "str | DataSpec") -> tuple[np.ndarray, np.ndarray]:
+  spec = as_spec(dataset)
+  return np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
 
 
 def spread_indices(key: jax.Array, n: int, count: int) -> jax.Array:
@@ -413,19 +924,24 @@ def spread_indices(key: jax.Array, n: int, count: int) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("dataset",))
-def normalize(x: jax.Array, dataset: str) -> jax.Array:
-  """uint8 pixels (..., 3) -> float32 (x / 255 - MEAN) / STD, per channel (last axis)."""
+def normalize(x: jax.Array, dataset: "str | DataSpec") -> jax.Array:
+  """uint8 pixels (..., c) -> float32 (x / 255 - mean) / std, per channel (last axis).
+
+  ``dataset``: one of DATASETS (NAS-Bench-201's MEAN and STD, c = 3) or a DataSpec (its mean and
+  std, c = its channels).
+  """
   x = jnp.asarray(x)
+  c = as_spec(dataset).channels
   if x.dtype != jnp.uint8:
     raise TypeError(f"normalize expects uint8 pixels in [0, 255], got {x.dtype}")
-  if x.ndim == 0 or x.shape[-1] != 3:
-    raise ValueError(f"normalize expects RGB channels last, (..., 3), got shape {x.shape}")
+  if x.ndim == 0 or x.shape[-1] != c:
+    raise ValueError(f"normalize expects {c} channel(s) last, (..., {c}), got shape {x.shape}")
   mean, std = _stats(dataset)
   return (x.astype(jnp.float32) / 255.0 - mean) / std
 
 
 @functools.partial(jax.jit, static_argnames=("dataset",))
-def augment(key: jax.Array, x: jax.Array, dataset: str) -> jax.Array:
+def augment(key: jax.Array, x: jax.Array, dataset: "str | DataSpec") -> jax.Array:
   """Training augmentation: random crop with PAD zero padding, then horizontal flip with p = 0.5.
 
   Each image draws its own crop offset (0 .. 2 * PAD per axis, so PAD is the identity crop) and
@@ -433,15 +949,16 @@ def augment(key: jax.Array, x: jax.Array, dataset: str) -> jax.Array:
 
   Args:
     key: PRNG key.
-    x: uint8 (b, h, w, 3) images.
-    dataset: one of DATASETS (static); sets PAD.
+    x: uint8 (b, h, w, c) images.
+    dataset: one of DATASETS or a DataSpec (static); sets PAD (the spec's pad) and c.
 
   Returns:
-    uint8 (b, h, w, 3).
+    uint8 (b, h, w, c).
   """
   x = jnp.asarray(x)
-  _check_images(x, "augment's x")
-  p = PAD[_canonical(dataset)]
+  spec = as_spec(dataset)
+  _check_images(x, "augment's x", spec.channels)
+  p = spec.pad
   b, h, w, c = x.shape
   k_crop, k_flip = jax.random.split(key)
   offsets = jax.random.randint(k_crop, (b, 2), 0, 2 * p + 1)
@@ -453,7 +970,8 @@ def augment(key: jax.Array, x: jax.Array, dataset: str) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "dataset"))
-def sample_batch(key: jax.Array, images: jax.Array, batch_size: int, dataset: str) -> jax.Array:
+def sample_batch(key: jax.Array, images: jax.Array, batch_size: int,
+                 dataset: "str | DataSpec") -> jax.Array:
   """A fresh augmented, normalised minibatch (the NTK input of METHOD 3.1).
 
   Images are drawn without replacement when batch_size <= n; otherwise every image is used
@@ -462,15 +980,15 @@ def sample_batch(key: jax.Array, images: jax.Array, batch_size: int, dataset: st
 
   Args:
     key: PRNG key.
-    images: uint8 (n, h, w, 3).
+    images: uint8 (n, h, w, c).
     batch_size: b (static).
-    dataset: one of DATASETS (static); sets PAD, MEAN and STD.
+    dataset: one of DATASETS or a DataSpec (static); sets the padding, mean and std.
 
   Returns:
-    float32 (b, h, w, 3).
+    float32 (b, h, w, c).
   """
   images = jnp.asarray(images)
-  _check_images(images, "sample_batch's images")
+  _check_images(images, "sample_batch's images", as_spec(dataset).channels)
   if images.shape[0] == 0 or batch_size < 1:
     raise ValueError(f"sample_batch needs images and batch_size >= 1; got {images.shape[0]} "
                      f"images, batch_size={batch_size}")
@@ -480,7 +998,8 @@ def sample_batch(key: jax.Array, images: jax.Array, batch_size: int, dataset: st
 
 
 @functools.partial(jax.jit, static_argnames=("dataset", "num_samples", "crop"))
-def region_inputs(key: jax.Array, images: jax.Array, dataset: str, num_samples: int = 1000,
+def region_inputs(key: jax.Array, images: jax.Array, dataset: "str | DataSpec",
+                  num_samples: int = 1000,
                   crop: int = 3) -> jax.Array:
   """Inputs of the linear-region count (METHOD 3.2): small single-channel patches.
 
@@ -491,8 +1010,8 @@ def region_inputs(key: jax.Array, images: jax.Array, dataset: str, num_samples: 
 
   Args:
     key: PRNG key.
-    images: uint8 (n, h, w, 3), h and w >= crop.
-    dataset: one of DATASETS (static).
+    images: uint8 (n, h, w, c), h and w >= crop.
+    dataset: one of DATASETS or a DataSpec (static): c and the statistics.
     num_samples: number of patches (static).
     crop: patch side, pixels (static).
 
@@ -500,14 +1019,15 @@ def region_inputs(key: jax.Array, images: jax.Array, dataset: str, num_samples: 
     float32 (num_samples, crop, crop, 1).
   """
   images = jnp.asarray(images)
-  _check_images(images, "region_inputs' images")
+  spec = as_spec(dataset)
+  _check_images(images, "region_inputs' images", spec.channels)
   n, h, w, _ = images.shape
   if n == 0 or not 1 <= crop <= min(h, w):
     raise ValueError(f"region_inputs needs images and 1 <= crop <= {min(h, w)}; got {n} images, "
                      f"crop={crop}")
   k_img, k_ch, k_y, k_x = jax.random.split(key, 4)
   img = spread_indices(k_img, n, num_samples)
-  ch = jax.random.randint(k_ch, (num_samples,), 0, 3)
+  ch = jax.random.randint(k_ch, (num_samples,), 0, spec.channels)
   ys = jax.random.randint(k_y, (num_samples,), 0, h - crop + 1)
   xs = jax.random.randint(k_x, (num_samples,), 0, w - crop + 1)
   patches = jax.vmap(
