@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ml_collections
 
-from monas_jax import space
+from monas_jax import data, space
 
-DATASETS = ("cifar10", "cifar100", "imagenet16_120")
+# NAS-Bench-201's datasets, then 'folder': a user's image folder or .npz (data.load_user_dataset).
+DATASETS = data.DATASETS + data.USER_DATASETS
 VARIANTS = ("", "smoke")
 INDICATORS = ("ntk", "regions", "flops", "latency")
 
@@ -19,7 +20,7 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   """Defaults of METHOD.md (paper choices; reference-code choices are options).
 
   Args:
-    dataset: one of DATASETS.
+    dataset: one of DATASETS ('folder': a user's images, given by ``data_dir``).
     arg: variant after ':' in ``--config=configs/x.py:arg``; '' (default) or 'smoke' (tiny,
       for tests).
   """
@@ -30,9 +31,20 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
     raise ValueError(f"config variant must be one of {VARIANTS}, got {arg!r}")
   c = ml_collections.ConfigDict()
   c.dataset = dataset
-  # Directory holding the official dataset files; None uses the bundled sample images.
+  # Directory holding the official dataset files; None uses the bundled sample images. For
+  # dataset 'folder': the image folder (train/<class>/..., test/<class>/...) or the .npz file.
   c.data_dir = ml_collections.FieldReference(None, field_type=str)
+  # image_size (None: the dataset's own), image_channels (1 or 3), norm_mean/norm_std (None:
+  # NAS-Bench-201's, or computed from the training split), num_classes (from the data).
+  data.add_config_fields(c, dataset)
   c.seed = 0
+
+  # The network that will be deployed: channels C of the first stage and cells N per stage. The
+  # search's hardware terms (FLOPs, latency, memory budget) and the cell's record are for it;
+  # experiments.train and experiments.export build it. NAS-Bench-201's is C=16, N=5.
+  c.network = ml_collections.ConfigDict()
+  c.network.channels = 16
+  c.network.cells_per_stage = 5
 
   # NTK network: the supernet at small width (reference code: C=3, N=1).
   c.ntk = ml_collections.ConfigDict()
@@ -187,8 +199,7 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
   ``needs_images=False`` for commands that read no images (describe): then ImageNet16-120, of
   which no sample is bundled, needs no ``data_dir``.
   """
-  if c.dataset not in DATASETS:
-    _fail("dataset", c.dataset, f"one of {DATASETS}")
+  data.check_config_fields(c)
   if needs_images and c.data_dir is None and c.dataset == "imagenet16_120":
     _fail("data_dir", None, "a directory with Imagenet16_train/ (no ImageNet16-120 sample is bundled)")
   if not isinstance(c.seed, int) or c.seed < 0:
@@ -214,8 +225,13 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
     # whose skip and pooling edges keep the input width: any other width cannot add up.
     _fail("regions.channels", c.regions.channels, "1 (the linear-region inputs are "
           "single-channel crops, as in TE-NAS)")
-  if c.regions.crop > 16:
-    _fail("regions.crop", c.regions.crop, "at most 16 (the smallest image side)")
+  if c.regions.crop > data.image_size_of(c):
+    _fail("regions.crop", c.regions.crop, f"at most config.image_size = {data.image_size_of(c)} "
+          "(the image side)")
+  for f in ("channels", "cells_per_stage"):
+    v = c.network[f]
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+      _fail(f"network.{f}", v, "a positive integer")
   if c.regions.init not in ("kaiming", "torch_default"):
     _fail("regions.init", c.regions.init, "'kaiming' or 'torch_default'")
   s = c.search
@@ -281,6 +297,11 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
   profiles = latency.builtin_profiles()
   if c.hardware.profile not in profiles and not str(c.hardware.profile).endswith(".json"):
     _fail("hardware.profile", c.hardware.profile, f"one of {profiles} or a path to a .json profile")
+  no_latency = latency.config_table_unavailable(c)
+  if no_latency and float(s.latency_weight) > 0:
+    _fail("search.latency_weight", s.latency_weight, f"0 for this network: {no_latency}")
+  if no_latency and s.latency_budget_ms is not None:
+    _fail("search.latency_budget_ms", s.latency_budget_ms, f"None for this network: {no_latency}")
   if not isinstance(c.num_cells, int) or not 0 <= c.num_cells <= space.NUM_CELLS:
     _fail("num_cells", c.num_cells, f"an integer in [0, {space.NUM_CELLS}] (0 = all)")
   if not isinstance(c.num_shards, int) or c.num_shards < 1:

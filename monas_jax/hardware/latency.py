@@ -139,6 +139,44 @@ def cheapest_cell(profile, mask) -> tuple[space.Arch, float]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Where the tables apply.
+
+# The network every built-in table was measured or derived for (profiles' provenance).
+TABLE_NETWORK = "C=16, N=5, RGB input of 32x32 (NAS-Bench-201's network; ImageNet16-120's 16x16 " \
+    "is given the same table, as MONAS does)"
+
+
+def table_unavailable(dataset: str, image_size: int, image_channels: int = 3,
+                      channels: int = 16, cells_per_stage: int = 5) -> "str | None":
+  """Why the lookup tables do not give this network's latency, or None when they apply.
+
+  The tables hold per-operator times of NAS-Bench-201's C=16, N=5 network on 32x32 RGB input
+  (``TABLE_NETWORK``); NAS-Bench-201's three datasets at their native sizes get them as they
+  always have (ImageNet16-120 included). Any other input size, channel count, C or N gets no
+  latency until the tables are scaled or measured at that size: a 32x32 number would be wrong.
+  """
+  from monas_jax import data
+  native = data.IMAGE_SIZE.get(dataset)
+  size_ok = image_size == 32 or (native is not None and image_size == native)
+  if size_ok and image_channels == 3 and channels == 16 and cells_per_stage == 5:
+    return None
+  return (f"the latency tables are for {TABLE_NETWORK}; this network is C={channels}, "
+          f"N={cells_per_stage} on {image_size}x{image_size}x{image_channels} input: no latency "
+          "estimate is made (no scaled or measured table for that size yet)")
+
+
+def config_table_unavailable(config) -> "str | None":
+  """``table_unavailable`` for a search config (its dataset, image size and channels, and the
+  deployed network of ``config.network``)."""
+  from monas_jax import data
+  net = config.get("network")
+  return table_unavailable(config.dataset, data.image_size_of(config),
+                           int(config.get("image_channels", 3)),
+                           16 if net is None else int(net.channels),
+                           5 if net is None else int(net.cells_per_stage))
+
+
+# ---------------------------------------------------------------------------------------------
 # Memory budgets.
 
 
@@ -158,9 +196,11 @@ def fits_memory(profile, flash_bytes: int, peak_sram_bytes: int) -> bool:
   return bool(flash_bytes <= p.flash_bytes and peak_sram_bytes <= p.sram_bytes)
 
 
-def memory_fits(profile, arch, dataset: str = "cifar10") -> bool:
-  """Whether a cell deployed in int8 fits an MCU profile (cost model's memory estimates)."""
-  mem = memory.deployment_memory(arch, dataset)
+def memory_fits(profile, arch, dataset="cifar10", channels: int = 16,
+                cells_per_stage: int = 5) -> bool:
+  """Whether a cell deployed in int8 fits an MCU profile (cost model's memory estimates);
+  ``dataset`` a name of data.DATASETS or a data.DataSpec, C = channels, N = cells_per_stage."""
+  mem = memory.deployment_memory(arch, dataset, channels, cells_per_stage)
   return fits_memory(profile, mem["flash_bytes_int8"], mem["peak_sram_bytes_int8"])
 
 

@@ -30,26 +30,21 @@ import numpy as np
 from monas_jax import data, space
 from monas_jax.hardware import cell_graph
 
-INPUT_SIZE = dict(data.IMAGE_SIZE)
-NUM_CLASSES = dict(data.NUM_CLASSES)
 _CONV1, _CONV3 = space.OP_INDEX["nor_conv_1x1"], space.OP_INDEX["nor_conv_3x3"]
 _POOL, _SKIP, _NONE = (space.OP_INDEX[n] for n in ("avg_pool_3x3", "skip_connect", "none"))
 
 
-def _check_dataset(dataset: str) -> None:
-  if dataset not in INPUT_SIZE:
-    raise ValueError(f"unknown dataset {dataset!r}; allowed: {', '.join(INPUT_SIZE)}")
 
 
 BYTES = {"int8": 1, "float32": 4}
 
 
-def _flash_bytes(ops: tuple[int, ...], dataset: str, dtype: str, channels: int,
+def _flash_bytes(ops: tuple[int, ...], spec: data.DataSpec, dtype: str, channels: int,
                  cells_per_stage: int) -> int:
   wb = BYTES[dtype]
   per_channel = 4 + (4 if dtype == "int8" else 0)  # bias (+ requantisation multiplier)
   c, total = channels, 0
-  total += 3 * 3 * 3 * c * wb + c * per_channel  # stem conv with its BN folded
+  total += 3 * 3 * spec.channels * c * wb + c * per_channel  # stem conv with its BN folded
   for stage in range(3):
     if stage:
       c_in, c = c, 2 * c
@@ -61,12 +56,12 @@ def _flash_bytes(ops: tuple[int, ...], dataset: str, dtype: str, channels: int,
         k = 1 if o == _CONV1 else 3
         total += cells_per_stage * (k * k * c * c * wb + c * per_channel)
   total += 2 * c * 4  # head BatchNorm scale and shift
-  n_cls = NUM_CLASSES[dataset]
+  n_cls = spec.num_classes
   total += c * n_cls * wb + n_cls * per_channel
   return total
 
 
-def _program(ops: tuple[int, ...], dataset: str, channels: int, cells_per_stage: int
+def _program(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells_per_stage: int
              ) -> list[tuple[str, int, tuple[str, ...]]]:
   """The deployed network as a list of (output tensor, elements, input tensors) in execution
   order: the operator sequence of the exported graph (``monas_jax.export.deploy_forward``).
@@ -76,7 +71,7 @@ def _program(ops: tuple[int, ...], dataset: str, channels: int, cells_per_stage:
   when a live operator reads it. Dead operators must already be ``none`` (``live_ops``).
   """
   prog: list[tuple[str, int, tuple[str, ...]]] = []
-  h, c = INPUT_SIZE[dataset], channels
+  h, c = spec.image_size, channels
   prog.append(("stem", h * h * c, ("image",)))
   x = "stem"
   readers = {n: [e for e, (_, src) in enumerate(space.EDGES) if src == n and ops[e] != _NONE]
@@ -122,23 +117,23 @@ def _program(ops: tuple[int, ...], dataset: str, channels: int, cells_per_stage:
       x = nodes[-1]
   prog += [("head.scale", h * h * c, (x,)), ("head.shift", h * h * c, ("head.scale",)),
            ("head.relu", h * h * c, ("head.shift",)), ("head.pool", c, ("head.relu",)),
-           ("logits", NUM_CLASSES[dataset], ("head.pool",))]
+           ("logits", spec.num_classes, ("head.pool",))]
   return prog
 
 
-def _peak_sram_bytes(ops: tuple[int, ...], dataset: str, dtype: str, channels: int,
+def _peak_sram_bytes(ops: tuple[int, ...], spec: data.DataSpec, dtype: str, channels: int,
                      cells_per_stage: int = 5) -> int:
   """Liveness peak of ``_program``: a tensor lives from the op that writes it to the last op
   that reads it (the logits to the end); the peak is the largest sum of live tensors."""
-  prog = _program(ops, dataset, channels, cells_per_stage)
+  prog = _program(ops, spec, channels, cells_per_stage)
   ab = BYTES[dtype]
   last = {}
   for i, (_, _, ins) in enumerate(prog):
     for name in ins:
       last[name] = i
   last["logits"] = len(prog)
-  s = INPUT_SIZE[dataset]
-  live = {"image": s * s * 3 * ab}
+  s = spec.image_size
+  live = {"image": s * s * spec.channels * ab}
   peak = sum(live.values())
   for i, (out, n, _) in enumerate(prog):
     live[out] = n * ab
@@ -149,24 +144,30 @@ def _peak_sram_bytes(ops: tuple[int, ...], dataset: str, dtype: str, channels: i
 
 
 @functools.lru_cache(maxsize=None)
-def _memory(ops: tuple[int, ...], dataset: str, channels: int, cells_per_stage: int):
+def _memory(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells_per_stage: int):
   out = {}
   for dtype in BYTES:
-    out[f"flash_bytes_{dtype}"] = _flash_bytes(ops, dataset, dtype, channels, cells_per_stage)
-    out[f"peak_sram_bytes_{dtype}"] = _peak_sram_bytes(ops, dataset, dtype, channels,
+    out[f"flash_bytes_{dtype}"] = _flash_bytes(ops, spec, dtype, channels, cells_per_stage)
+    out[f"peak_sram_bytes_{dtype}"] = _peak_sram_bytes(ops, spec, dtype, channels,
                                                        cells_per_stage)
   return out
 
 
-def deployment_memory(arch, dataset: str = "cifar10", channels: int = 16,
+def deployment_memory(arch, dataset: "str | data.DataSpec" = "cifar10", channels: int = 16,
                       cells_per_stage: int = 5) -> dict[str, int]:
   """Flash and peak SRAM (bytes) of the deployed network, int8 and float32.
+
+  Args:
+    arch: the cell (Arch, arch string, operator tuple or one-hot mask).
+    dataset: one of data.DATASETS or a data.DataSpec: the input side s and channels (the input
+      image, s x s x c, and every activation map scale with it) and the number of classes.
+    channels: C, the first stage's width (stages have C, 2C, 4C).
+    cells_per_stage: N.
 
   Returns ``flash_bytes_int8``, ``peak_sram_bytes_int8``, ``flash_bytes_float32``,
   ``peak_sram_bytes_float32`` (method in the module docstring).
   """
-  _check_dataset(dataset)
-  return dict(_memory(live_ops(arch), dataset, channels, cells_per_stage))
+  return dict(_memory(live_ops(arch), data.as_spec(dataset), channels, cells_per_stage))
 
 
 def live_ops(arch) -> tuple[int, ...]:

@@ -21,15 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from monas_jax import models, space
-
-INPUT_SIZE = {"cifar10": 32, "cifar100": 32, "imagenet16_120": 16}
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet16_120": 120}
-
-
-def _check_dataset(dataset: str) -> None:
-  if dataset not in INPUT_SIZE:
-    raise ValueError(f"unknown dataset {dataset!r}; allowed: {', '.join(INPUT_SIZE)}")
+from monas_jax import data, models, space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +54,15 @@ def _edge_op_of(path: tuple[str, ...]):
 
 
 @functools.lru_cache(maxsize=None)
-def cost_table(dataset: str = "cifar10", channels: int = 16, cells_per_stage: int = 5) -> CostTable:
-  """The linear FLOPs/params model of ``models.Network`` for a dataset's input and classes."""
-  _check_dataset(dataset)
-  s = INPUT_SIZE[dataset]
-  net = models.Network(channels, cells_per_stage, NUM_CLASSES[dataset])
-  x = jax.ShapeDtypeStruct((1, s, s, 3), jnp.float32)
+def cost_table(dataset: "str | data.DataSpec" = "cifar10", channels: int = 16,
+               cells_per_stage: int = 5) -> CostTable:
+  """The linear FLOPs/params model of ``models.Network`` (C = channels, N = cells_per_stage) for
+  a dataset's input (side, channels) and classes; ``dataset`` is one of data.DATASETS or a
+  data.DataSpec."""
+  spec = data.as_spec(dataset)
+  s = spec.image_size
+  net = models.Network(channels, cells_per_stage, spec.num_classes)
+  x = jax.ShapeDtypeStruct((1, s, s, spec.channels), jnp.float32)
   mask = jax.ShapeDtypeStruct((space.NUM_EDGES, space.NUM_OPS), jnp.float32)
 
   def shapes(x, mask):
@@ -101,15 +96,20 @@ def cost_table(dataset: str = "cifar10", channels: int = 16, cells_per_stage: in
   return CostTable(base_f / 1e6, op_f / 1e6, base_p / 1e6, op_p / 1e6)
 
 
-def flops_M(arch, dataset: str = "cifar10") -> float:
-  """FLOPs (M per image) of the C=16, N=5 network of a cell (Arch, string, ops or mask)."""
-  t = cost_table(dataset)  # numpy, not jnp: no dispatch cost when describing many cells
+def flops_M(arch, dataset: "str | data.DataSpec" = "cifar10", channels: int = 16,
+            cells_per_stage: int = 5) -> float:
+  """FLOPs (M per image) of the C=channels, N=cells_per_stage network of a cell (Arch, string,
+  ops or mask) on ``dataset``'s input (a name of data.DATASETS or a data.DataSpec)."""
+  # numpy, not jnp: no dispatch cost when describing many cells
+  t = cost_table(dataset, channels, cells_per_stage)
   return float(t.base_flops_M + np.sum(_as_mask(arch) * t.op_flops_M))
 
 
-def params_M(arch, dataset: str = "cifar10") -> float:
-  """Parameters (M) of the C=16, N=5 network of a cell, BatchNorm included."""
-  t = cost_table(dataset)
+def params_M(arch, dataset: "str | data.DataSpec" = "cifar10", channels: int = 16,
+             cells_per_stage: int = 5) -> float:
+  """Parameters (M) of the C=channels, N=cells_per_stage network of a cell, BatchNorm
+  included."""
+  t = cost_table(dataset, channels, cells_per_stage)
   return float(t.base_params_M + np.sum(_as_mask(arch) * t.op_params_M))
 
 

@@ -1,7 +1,7 @@
 """One signature for every indicator: ``fn(mask, data, key) -> scalar``.
 
 ``mask`` is a (6, 5) operator mask (single cell or supernet), ``data`` the training images as a
-uint8 array (n, h, w, 3) and ``key`` a PRNG key, split into a data key and an initialisation key
+uint8 array (n, h, w, c) (c = the config's ``image_channels``) and ``key`` a PRNG key, split into a data key and an initialisation key
 unless ``init_key`` is given (so a caller can keep the weights fixed while redrawing data); each function is pure and jit-able, and vmaps
 over masks with the data and key shared (so every candidate of a search round sees the same
 batch and the same initial weights). Indicators that need no data or key ignore them.
@@ -63,17 +63,16 @@ def ntk_spectrum_fn(config: ml_collections.ConfigDict):
   The spectrum behind every K_i (ntk_indicator takes one ratio of it; score_space keeps it all).
   """
   c = config.ntk
-  ds = config.dataset
-  net = models.Network(c.channels, c.cells_per_stage, data.NUM_CLASSES[ds])
-  size = data.IMAGE_SIZE[ds]
-  params, stats = _template(net, (c.batch_size, size, size, 3))
+  ds = data.config_spec(config)
+  net = models.Network(c.channels, c.cells_per_stage, ds.num_classes)
+  params, stats = _template(net, (c.batch_size, ds.image_size, ds.image_size, ds.channels))
   # float64 eigenvalues of a float32 kernel would only be float32 digits: build it in float64.
   theta_fn = ntk.make_ntk_fn(net, params, stats, init=c.init, params=c.params,
                              dtype="float64" if c.eig_dtype == "float64" else None)
 
   def fn(mask, images, key, init_key=None):
     k_data, k_init = _keys(key, init_key)
-    x = data.sample_batch(k_data, images, c.batch_size, config.dataset)
+    x = data.sample_batch(k_data, images, c.batch_size, ds)
     return ntk.eigenvalues(theta_fn(mask, x, k_init), c.eig_dtype)
 
   return fn
@@ -82,8 +81,8 @@ def ntk_spectrum_fn(config: ml_collections.ConfigDict):
 def regions_indicator(config: ml_collections.ConfigDict) -> Indicator:
   """Linear-region count of the width-1 single cell (higher is better)."""
   c = config.regions
-  ds = config.dataset
-  net = models.SingleCellNetwork(c.channels, data.NUM_CLASSES[ds])
+  ds = data.config_spec(config)
+  net = models.SingleCellNetwork(c.channels, ds.num_classes)
   params, stats = _template(net, (c.num_samples, c.crop, c.crop, c.channels))
   count_fn = linear_regions.make_region_fn(net, params, stats, init=c.init)
 
@@ -97,8 +96,10 @@ def regions_indicator(config: ml_collections.ConfigDict) -> Indicator:
 
 
 def flops_indicator(config: ml_collections.ConfigDict) -> Indicator:
-  """FLOPs (M per image) of the deployed C=16, N=5 network running the active operators."""
-  table = cost.cost_table(config.dataset)
+  """FLOPs (M per image) of the deployed network (``config.network``: C=16, N=5 by default) on
+  the config's input, running the active operators."""
+  table = cost.cost_table(data.config_spec(config), config.network.channels,
+                          config.network.cells_per_stage)
 
   def fn(mask, images, key, init_key=None):
     del images, key, init_key
@@ -108,8 +109,15 @@ def flops_indicator(config: ml_collections.ConfigDict) -> Indicator:
 
 
 def latency_indicator(config: ml_collections.ConfigDict) -> Indicator:
-  """Lookup-table latency (ms) of the configured hardware profile (Algorithm 1)."""
+  """Lookup-table latency (ms) of the configured hardware profile (Algorithm 1).
+
+  Raises ValueError where the tables do not apply to the config's network and input
+  (``latency.config_table_unavailable``): a 32x32 table's number would be reported as if it did.
+  """
   from monas_jax.hardware import latency
+  reason = latency.config_table_unavailable(config)
+  if reason:
+    raise ValueError(f"no latency indicator: {reason}")
   profile = latency.load_profile(config.hardware.profile)
 
   def fn(mask, images, key, init_key=None):

@@ -56,18 +56,22 @@ class Bench:
   net: models.Network
   params: dict
   stats: dict
-  dataset: str
+  dataset: "str | data_lib.DataSpec"
   image_size: int
+  in_channels: int = 3
 
 
-def bench(dataset: str, channels: int = 16, cells_per_stage: int = 5) -> Bench:
-  """The C=channels, N=cells_per_stage network of ``dataset`` with template variables."""
-  net = models.Network(channels, cells_per_stage, data_lib.NUM_CLASSES[dataset])
-  size = data_lib.IMAGE_SIZE[dataset]
-  v = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((2, size, size, 3)),
+def bench(dataset: "str | data_lib.DataSpec", channels: int = 16,
+          cells_per_stage: int = 5) -> Bench:
+  """The C=channels, N=cells_per_stage network of ``dataset`` (a name of data.DATASETS or a
+  data.DataSpec: input side, channels, classes) with template variables."""
+  spec = data_lib.as_spec(dataset)
+  net = models.Network(channels, cells_per_stage, spec.num_classes)
+  size = spec.image_size
+  v = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((2, size, size, spec.channels)),
                      jnp.ones((space.NUM_EDGES, space.NUM_OPS)))
   zeros = lambda t: jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), t)
-  return Bench(net, zeros(v["params"]), zeros(v["batch_stats"]), dataset, size)
+  return Bench(net, zeros(v["params"]), zeros(v["batch_stats"]), dataset, size, spec.channels)
 
 
 def _split(data):
@@ -156,7 +160,7 @@ def az_nas_fn(b: Bench, batch_size: int = 64) -> Callable:
     k_data, k_init = _keys(key, init_key)
     k_x, k_g = jax.random.split(k_data)
     p = models.initialize(k_init, b.params, "kaiming", "fan_in")
-    x = jax.random.normal(k_x, (batch_size, b.image_size, b.image_size, 3))
+    x = jax.random.normal(k_x, (batch_size, b.image_size, b.image_size, b.in_channels))
     # Trainability: probes (zeros) at every block input, cotangents +-1 at every block output.
     # The probes leave the forward values as they are, so this one pass also gives E's maps.
     shapes = jax.eval_shape(
@@ -249,7 +253,7 @@ def synflow_fn(b: Bench) -> Callable:
     del data
     _, k_init = _keys(key, init_key)
     p = jax.tree_util.tree_map(jnp.abs, models.initialize(k_init, b.params, "torch_default"))
-    x = jnp.ones((1, b.image_size, b.image_size, 3))
+    x = jnp.ones((1, b.image_size, b.image_size, b.in_channels))
 
     def r(p):
       def scale(h, l):
@@ -384,7 +388,7 @@ def meco_fn(b: Bench, size: int = 64) -> Callable:
     del data
     k_data, k_init = _keys(key, init_key)
     p = models.initialize(k_init, b.params, "torch_default")
-    x = jax.random.normal(k_data, (1, size, size, 3))
+    x = jax.random.normal(k_data, (1, size, size, b.in_channels))
     _, st = _apply(b, p, x, mask, collections=("features",))
     return sum(_smallest_correlation_eigenvalue(f) for f in st["features"]["maps"])
 
@@ -452,8 +456,10 @@ def proxy_fn(config: ml_collections.ConfigDict, names=PROXIES) -> Callable:
   if bad:
     raise ValueError(f"unknown proxy {bad[0]!r}; allowed: {', '.join(PROXIES)}")
   z = config.zc
-  b = bench(config.dataset, z.channels, z.cells_per_stage)
-  table = cost.cost_table(config.dataset)
+  spec = data_lib.config_spec(config)
+  b = bench(spec, z.channels, z.cells_per_stage)
+  # FLOPs and params (an indicator, and lambda's cost) are the deployed network's.
+  table = cost.cost_table(spec, config.network.channels, config.network.cells_per_stage)
   builders = {
       "az_nas": lambda: az_nas_fn(b, z.batch_size),
       "naswot": lambda: naswot_fn(b, z.batch_size),

@@ -5,7 +5,7 @@ from absl import logging
 import jax
 import ml_collections
 
-from monas_jax import space
+from monas_jax import data, space
 from monas_jax.proxies import indicators
 from monas_jax.search import ensemble, ranking
 from monas_jax.search.budget import Budget, BudgetError, from_config as budget_from_config
@@ -27,19 +27,45 @@ def run(state, settings, on_round=None, progress=None):
 
 
 _EVALUATORS: dict = {}
+_COMPILED: dict = {}
+
+
+def _shapes(data_arg) -> tuple:
+  return tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree_util.tree_leaves(data_arg))
+
+
+def _cached(key: tuple, source, data_arg, build) -> tuple[BatchEvaluator, float]:
+  """The evaluator of ``key`` (everything the compiled function depends on: names, settings,
+  the DataSpec, whose dataset name is not part of its equality) over ``data_arg`` named
+  ``source``; (evaluator, seconds this call spent compiling).
+
+  Evaluators are cached per process by key and data, so sweeps and tests over search weights
+  and seeds compile once; other data of the same shapes reuse the compiled function
+  (``BatchEvaluator.with_images``) with a memo of their own.
+  """
+  ckey = key + (_shapes(data_arg),)
+  ekey = ckey + (source if source is not None else id(data_arg),)
+  if ekey in _EVALUATORS:
+    return _EVALUATORS[ekey], 0.0
+  if ckey in _COMPILED:
+    ev, compile_s = _COMPILED[ckey].with_images(data_arg), 0.0
+  else:
+    ev = _COMPILED[ckey] = build()
+    compile_s = ev.compile_seconds
+  _EVALUATORS[ekey] = ev
+  return ev, compile_s
 
 
 def _evaluator(config, name: str, images, source) -> tuple[BatchEvaluator, float]:
-  """Compiled evaluators are cached per process by everything they depend on, so sweeps and
-  tests over search weights and seeds compile once."""
+  """The compiled evaluator of one indicator of mode monas (see ``_cached``)."""
   chunk = config.ntk.chunk_size or default_chunk_size()
-  key = (name, config.dataset, config.ntk.to_json(), config.regions.to_json(),
-         config.hardware.to_json(), chunk, source if source is not None else id(images))
-  if key in _EVALUATORS:
-    return _EVALUATORS[key], 0.0
-  ind = indicators.make_indicators(config, (name,))[name]
-  ev = _EVALUATORS[key] = BatchEvaluator(ind.fn, images, chunk)
-  return ev, ev.compile_seconds
+  key = (name, data.config_spec(config), config.ntk.to_json(), config.regions.to_json(),
+         config.network.to_json(), config.hardware.to_json(), chunk)
+
+  def build():
+    return BatchEvaluator(indicators.make_indicators(config, (name,))[name].fn, images, chunk)
+
+  return _cached(key, source, images, build)
 
 
 def refine_allowed(config: ml_collections.ConfigDict):
@@ -92,13 +118,13 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
     logging.warning("ntk.chunk_size=%d with mode ensemble on the CPU: a chunk of 4 masks hung in "
                     "XLA:CPU on this project's machines; ntk.chunk_size=1 (the CPU default) is "
                     "safe and faster", chunk)
-  key = ("ensemble", names, config.dataset, config.zc.to_json(), chunk,
-         source if source is not None else id(images))
-  if key not in _EVALUATORS:
-    data_arg = (images, labels) if labels is not None else images
-    _EVALUATORS[key] = BatchEvaluator(zero_cost.proxy_fn(config, names), data_arg, chunk)
-    compile_s += _EVALUATORS[key].compile_seconds
-  evaluators.append((names, _EVALUATORS[key]))
+  key = ("ensemble", names, data.config_spec(config), config.zc.to_json(),
+         config.network.to_json(), chunk)
+  data_arg = (images, labels) if labels is not None else images
+  ev, c = _cached(key, source, data_arg,
+                  lambda: BatchEvaluator(zero_cost.proxy_fn(config, names), data_arg, chunk))
+  compile_s += c
+  evaluators.append((names, ev))
   dirs = {n: zero_cost.HIGHER_IS_BETTER[n] for n in weights}
   if cost_weights["latency"] > 0:
     ev, c = _evaluator(config, "latency", images, source)
@@ -117,16 +143,21 @@ def make_settings(config: ml_collections.ConfigDict, images, source=None, labels
   """Compiles the indicators a config needs and returns the round settings.
 
   K and R are evaluated when their weight (1 - lambda - mu) / 2 is positive; F and L always
-  (they cost microseconds and every round records them). ``source`` names the images (as
+  (they cost microseconds and every round records them), except L where the latency tables do
+  not apply to the config's network and input (``latency.config_table_unavailable``; then mu
+  must be 0, which config.validate checks, and the rounds record no L). ``source`` names the images (as
   data.load_images does) so that compiled evaluators are reused across calls; the settings'
   ``compile_seconds`` counts only compiles done by this call. Mode 'ensemble' returns
   EnsembleSettings (``labels`` are needed when a label proxy is in the ensemble).
   """
   if config.search.mode == "ensemble":
     return _ensemble_settings(config, images, labels, source)
+  from monas_jax.hardware import latency
   s = config.search
   w = ranking.weights(s.flops_weight, s.latency_weight)
-  names = [n for n in indicators.NAMES if n in ("flops", "latency") or w[SHORT[n]] > 0]
+  no_latency = latency.config_table_unavailable(config) is not None
+  names = [n for n in indicators.NAMES
+           if n == "flops" or (n == "latency" and not no_latency) or w[SHORT[n]] > 0]
   built = {SHORT[n]: _evaluator(config, n, images, source) for n in names}
   return RoundSettings(
       evaluators={n: ev for n, (ev, _) in built.items()},

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from monas_jax import space
+from monas_jax import data, space
 from monas_jax.proxies import cost
 
 
@@ -21,11 +21,13 @@ class BudgetError(ValueError):
 
 
 @functools.lru_cache(maxsize=None)
-def _memory_tables(dataset: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-  """(flash, peak SRAM) bytes of every cell, lexicographic order (base-5 operator code)."""
+def _memory_tables(dataset, dtype: str, channels: int = 16, cells_per_stage: int = 5
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """(flash, peak SRAM) bytes of every cell, lexicographic order (base-5 operator code), for the
+  C = channels, N = cells_per_stage network on ``dataset``'s input (name or data.DataSpec)."""
   flash, sram = [], []
   for ops in space.all_ops_lexicographic():
-    m = cost.deployment_memory(ops, dataset)
+    m = cost.deployment_memory(ops, dataset, channels, cells_per_stage)
     flash.append(m[f"flash_bytes_{dtype}"])
     sram.append(m[f"peak_sram_bytes_{dtype}"])
   return np.array(flash, np.int64), np.array(sram, np.int64)
@@ -43,8 +45,10 @@ class Budget:
   latency_ms: Optional[float] = None
   sram_bytes: Optional[int] = None
   flash_bytes: Optional[int] = None
-  dataset: str = "cifar10"
+  dataset: object = "cifar10"  # a name of data.DATASETS or a data.DataSpec
   dtype: str = "int8"
+  channels: int = 16  # C of the deployed network
+  cells_per_stage: int = 5  # N
 
   @property
   def active(self) -> bool:
@@ -62,7 +66,8 @@ class Budget:
       from monas_jax.hardware import latency
       out["latency_ms"] = latency.estimate_many_ms(self.profile, ops)
     if self.sram_bytes is not None or self.flash_bytes is not None:
-      flash, sram = _memory_tables(self.dataset, self.dtype)
+      flash, sram = _memory_tables(self.dataset, self.dtype, self.channels,
+                                   self.cells_per_stage)
       codes = _codes(ops)
       out["flash_bytes"], out["peak_sram_bytes"] = flash[codes], sram[codes]
     return out
@@ -108,8 +113,11 @@ class Budget:
     if self.sram_bytes is not None:
       parts.append(f"SRAM {self.sram_bytes} B: the smallest reachable peak is "
                    f"{int(c['peak_sram_bytes'].min())} B")
+    spec = data.as_spec(self.dataset)
     raise BudgetError("no cell of the search space meets the budget together ("
-                      + "; ".join(parts) + f"; {self.dtype} deployment, {self.dataset} input)")
+                      + "; ".join(parts) + f"; {self.dtype} deployment, {spec.name} input "
+                      f"{spec.image_size}x{spec.image_size}x{spec.channels}, C={self.channels}, "
+                      f"N={self.cells_per_stage})")
 
 
 def from_config(config) -> Budget:
@@ -123,5 +131,7 @@ def from_config(config) -> Budget:
       raise ValueError(f"config.search.enforce_memory = True needs an MCU profile with SRAM and "
                        f"flash sizes; config.hardware.profile = {config.hardware.profile!r} has none")
     sram, flash = profile.sram_bytes, profile.flash_bytes
+  net = config.network
   return Budget(profile=profile, latency_ms=s.latency_budget_ms, sram_bytes=sram,
-                flash_bytes=flash, dataset=config.dataset, dtype=s.memory_dtype)
+                flash_bytes=flash, dataset=data.config_spec(config), dtype=s.memory_dtype,
+                channels=net.channels, cells_per_stage=net.cells_per_stage)
