@@ -64,16 +64,24 @@ class _Progress:
 
 
 def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
-  """Runs (or resumes) a search in ``workdir`` and returns the result record (also written)."""
+  """Runs (or resumes) a search in ``workdir`` and returns the result record (also written).
+
+  The images are read and checked first (``data.read_config_images``); the config is then
+  completed with what they give (classes, normalisation statistics: ``data.resolve_config``),
+  and that is the config hashed, searched with and recorded.
+  """
   config_lib.validate(config)
+  images = data.read_config_images(config)
+  config = data.resolve_config(config, images.spec)
+  images_np, labels_np, source = images.x_train, images.y_train, images.source
   os.makedirs(workdir, exist_ok=True)
   ckpt_path = os.path.join(workdir, CHECKPOINT)
   chash = config_hash(config)
-  images_np, labels_np, source = data.load_images(config.dataset, config.data_dir)
   if config.data_dir is None:
     echo(f"data: no config.data_dir given, using the bundled sample ({source})")
   else:
     echo(f"data: {source}")
+  echo(data_line(images.record))
   timings = {"start": time.time()}
   cache_before = cli.compilation_cache_info()
 
@@ -125,7 +133,8 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
   finally:
     progress.close()
   arch = space.Arch.from_mask(state.mask)
-  cell = describe_cell(arch, config.dataset)
+  cell = describe_cell(arch, images.spec, config.network.channels,
+                       config.network.cells_per_stage)
   env = io.environment()
   result = {
       "arch_str": arch.to_string(),
@@ -139,6 +148,7 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
                             for k, v in cli.compilation_cache_info().items()},
       "seed": config.seed,
       "data_source": source,
+      "data": images.record,
       **env,
       "config": json.loads(config.to_json()),
       "config_hash": chash,
@@ -158,16 +168,32 @@ def evaluations(history, mode: str) -> int:
   return sum(len(r.get("candidates", ())) + 1 for r in history)
 
 
+def data_line(record: dict) -> str:
+  """One line on a search's images: classes, statistics and skipped files."""
+  names = record["classes"]
+  shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+  mean = ", ".join(f"{v:.3f}" for v in record["norm_mean"])
+  std = ", ".join(f"{v:.3f}" for v in record["norm_std"])
+  line = (f"data: {record['num_classes']} classes ({shown}), {record['image_size']}x"
+          f"{record['image_size']}x{record['channels']}, normalised with mean ({mean}) std "
+          f"({std}), {record['norm_stats']}")
+  if record["skipped_files"]:
+    line += (f"; skipped {record['skipped_files']} file(s) that are not .png/.jpg/.jpeg/.bmp "
+             f"(e.g. {record['skipped_examples'][0]})")
+  return line
+
+
 def summary(result: dict) -> str:
   c = result["cell"]
   s = result["seconds"]
-  lat = "  ".join(f"{k} {v:.2f}" for k, v in c["latency_ms"].items())
+  lat = ("  ".join(f"{k} {v:.2f}" for k, v in c["latency_ms"].items()) if c["latency_ms"]
+         else f"not available ({c.get('latency_note', '')})")
+  acc = (f"{c['cifar10_test_acc']:.2f} / {c['cifar100_test_acc']:.2f} / "
+         f"{c['imagenet16_120_test_acc']:.2f}" if "ground_truth" not in c else c["ground_truth"])
   rows = [
       ("cell", result["arch_str"]),
       ("NB201 index", str(c["nb201_index"])),
-      ("test acc % (C10/C100/IN16)",
-       f"{c['cifar10_test_acc']:.2f} / {c['cifar100_test_acc']:.2f} / "
-       f"{c['imagenet16_120_test_acc']:.2f}"),
+      ("test acc % (C10/C100/IN16)", acc),
       ("FLOPs / params", f"{c['flops_M']:.2f} M / {c['params_M']:.3f} M"),
       ("int8 flash / peak SRAM", f"{c['flash_bytes_int8'] / 1024:.0f} KiB / "
                                  f"{c['peak_sram_bytes_int8'] / 1024:.0f} KiB"),
