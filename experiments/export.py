@@ -43,15 +43,28 @@ def _profiles(names):
   return out
 
 
-def read_inputs(arch, checkpoint, out, profiles, dataset, seed, data_dir=None):
+def read_inputs(arch, checkpoint, out, profiles, dataset, seed, data_dir=None, network=None,
+                image=None):
   """Checks every input before any compute. Returns (arch, checkpoint file or None, config,
-  profiles)."""
+  profiles).
+
+  ``network`` (C, N) and ``image`` (size or None, channels) apply to an untrained export
+  (``--arch``); a checkpoint brings its own (with its dataset, statistics and classes).
+  """
   if not out:
     raise ValueError("give --out=DIR for the ONNX files")
-  if dataset not in data.DATASETS:
-    raise ValueError(f"--dataset={dataset!r} is not one of {data.DATASETS}")
+  known = data.DATASETS + data.USER_DATASETS
+  if dataset not in known:
+    raise ValueError(f"--dataset={dataset!r} is not one of {known}")
   ckpt = None
   c = train.default_config(dataset)
+  with c.unlocked():
+    if network is not None:
+      c.train.channels, c.train.cells_per_stage = network
+    if image is not None:
+      if image[0] is not None:
+        c.image_size = image[0]
+      c.image_channels = image[1]
   if checkpoint:
     ckpt = os.path.join(checkpoint, train.CHECKPOINT) if os.path.isdir(checkpoint) else checkpoint
     if not os.path.isfile(ckpt):
@@ -61,19 +74,19 @@ def read_inputs(arch, checkpoint, out, profiles, dataset, seed, data_dir=None):
     a = space.Arch.from_string(meta["arch_str"])
     if arch and space.Arch.from_string(arch) != a:
       raise ValueError(f"--arch {arch} is not the checkpoint's cell {meta['arch_str']}")
-    c = train.default_config(meta["dataset"])
-    with c.unlocked():
-      c.train.channels, c.train.cells_per_stage = meta["channels"], meta["cells_per_stage"]
+    c = train.config_from_meta(meta)
   elif arch:
     a = space.Arch.from_string(arch)
   else:
     raise ValueError("give --arch='|op~0|+|...|' or --checkpoint=DIR")
+  data_dir = data_dir if data_dir is not None else c.data_dir  # a checkpoint's own folder
   if data_dir is None and c.dataset not in ("cifar10", "cifar100"):
     raise ValueError(f"--data_dir: no {c.dataset} sample is bundled; give --data_dir=DIR with its "
                      "files (calibration and check images)")
   with c.unlocked():
     c.seed = seed
     c.data_dir = data_dir
+  data.check_config_fields(c)
   return a, ckpt, c, _profiles(profiles)
 
 
@@ -119,7 +132,9 @@ def run(arch, ckpt, c, profiles, out, calibration: int = 200, check: int = 16,
   from monas_jax import export
   from monas_jax.hardware import memory
   split = train.load_split(c)
-  norm = lambda x: np.asarray(data.normalize(x, c.dataset))  # noqa: E731
+  c = data.resolve_config(c, split.spec)
+  spec = data.config_spec(c)  # a checkpoint's statistics when it has them: what it trained on
+  norm = lambda x: np.asarray(data.normalize(x, spec))  # noqa: E731
   if ckpt:
     params, stats, meta = train.read_checkpoint_variables(ckpt)
     trained = f"checkpoint {ckpt} (step {meta['step']})"
@@ -134,13 +149,17 @@ def run(arch, ckpt, c, profiles, out, calibration: int = 200, check: int = 16,
   # Calibrate on training images, check and evaluate on the evaluation images.
   rec = export.export_cell(
       ops=arch.ops, params=params, batch_stats=stats, channels=c.train.channels,
-      cells_per_stage=c.train.cells_per_stage, num_classes=data.NUM_CLASSES[c.dataset],
+      cells_per_stage=c.train.cells_per_stage, num_classes=spec.num_classes,
       check_images=norm(split.x_eval[:check]), calibration_images=norm(split.x_train[:calibration]),
       out_dir=out, eval_images=norm(split.x_eval) if ckpt else None,
       eval_labels=split.y_eval if ckpt else None)
-  est = memory.deployment_memory(arch, c.dataset, c.train.channels, c.train.cells_per_stage)
+  est = memory.deployment_memory(arch, spec, c.train.channels, c.train.cells_per_stage)
   rec.update({
       "arch_str": arch.to_string(), "dataset": c.dataset, "weights": trained,
+      "network": {"channels": c.train.channels, "cells_per_stage": c.train.cells_per_stage,
+                  "image_size": spec.image_size, "image_channels": spec.channels,
+                  "num_classes": spec.num_classes},
+      "data": split.record, "data_source": split.source,
       "fits_flash": {p.name: bool(rec["int8_bytes"] <= p.flash_bytes) for p in profiles},
       "fits_sram": {p.name: bool(rec["peak_sram_bytes_int8"] <= p.sram_bytes) for p in profiles},
       "budgets": {p.name: {"flash_bytes": p.flash_bytes, "sram_bytes": p.sram_bytes}
@@ -163,8 +182,9 @@ def run(arch, ckpt, c, profiles, out, calibration: int = 200, check: int = 16,
 def main(argv):
   del argv
   F = flags.FLAGS
-  arch, ckpt, c, profiles = cli.run_or_exit(read_inputs, F.arch, F.checkpoint, F.out, F.profile,
-                                            F.dataset, F.seed, F.data_dir)
+  arch, ckpt, c, profiles = cli.run_or_exit(
+      read_inputs, F.arch, F.checkpoint, F.out, F.profile, F.dataset, F.seed, F.data_dir,
+      (F.channels, F.cells_per_stage), (F.image_size, F.image_channels))
   cli.validated(c, train.validate_config)
   rec = cli.run_or_exit(run, arch, ckpt, c, profiles, F.out, F.calibration,
                         echo=lambda s: print(s))
@@ -182,4 +202,9 @@ if __name__ == "__main__":
   flags.DEFINE_string("data_dir", None, "The dataset's files (calibration, check and evaluation "
                       "images); default the bundled sample (none for imagenet16_120).")
   flags.DEFINE_integer("calibration", 200, "Training images for int8 calibration.")
+  flags.DEFINE_integer("channels", 16, "C of an untrained export (a checkpoint has its own).")
+  flags.DEFINE_integer("cells_per_stage", 5, "N of an untrained export.")
+  flags.DEFINE_integer("image_size", None, "Input side of an untrained export (default: the "
+                       "dataset's).")
+  flags.DEFINE_integer("image_channels", 3, "Input channels of an untrained export (1 or 3).")
   app.run(main, flags_parser=cli.parse_flags)

@@ -23,10 +23,15 @@ from monas_jax import benchmark, io, space, train
 
 def read_arch(arch: str | None, from_result: str | None) -> space.Arch:
   """The cell of ``--arch`` or of a search's ``result.json``; exactly one must be given."""
+  return read_search(arch, from_result)[0]
+
+
+def read_search(arch: str | None, from_result: str | None) -> tuple[space.Arch, dict]:
+  """(cell, the search's config as a dict, or {} with --arch) of ``--arch`` or a result.json."""
   if bool(arch) == bool(from_result):
     raise ValueError("give exactly one of --arch='|op~0|+|...|' or --from_result=DIR/result.json")
   if arch:
-    return space.Arch.from_string(arch)
+    return space.Arch.from_string(arch), {}
   path = os.path.join(from_result, "result.json") if os.path.isdir(from_result) else from_result
   what = "a search's result.json (with 'arch_str')"
   try:
@@ -36,19 +41,41 @@ def read_arch(arch: str | None, from_result: str | None) -> space.Arch:
   if "arch_str" not in rec:
     raise io.refuse(path, what, "no 'arch_str' field")
   try:
-    return space.Arch.from_string(rec["arch_str"])
+    return space.Arch.from_string(rec["arch_str"]), rec.get("config") or {}
   except ValueError as e:
     raise io.refuse(path, what, e) from None
 
 
+def network_from_search(config, searched: dict, echo=print):
+  """``config`` with C and N of the searched network (``network`` of the search's config) where
+  the training config leaves NAS-Bench-201's C=16, N=5; a different explicit choice is an error
+  (the hardware terms of the search were for the searched size)."""
+  net = searched.get("network")
+  if not net:
+    return config
+  t = config.train
+  want = (int(net["channels"]), int(net["cells_per_stage"]))
+  if (t.channels, t.cells_per_stage) == want:
+    return config
+  if (t.channels, t.cells_per_stage) != (16, 5):
+    raise ValueError(f"config.train.channels, cells_per_stage = {t.channels}, {t.cells_per_stage}"
+                     f" is not allowed: the search was for C={want[0]}, N={want[1]} "
+                     "(config.network); train that size or search again")
+  with config.unlocked():
+    t.channels, t.cells_per_stage = want
+  echo(f"network: C={want[0]}, N={want[1]}, as searched")
+  return config
+
+
 def summary(r: dict) -> str:
-  acc = r["nb201_test_acc"]
+  acc = r.get("nb201_test_acc")
   rows = [
       ("cell", f"{r['arch_str']} (NB201 index {r['nb201_index']})"),
       (f"{r['eval_split']} accuracy", f"{r['final_eval_accuracy']:.2f} % after {r['epochs']} "
                                       f"epochs (best {r['best_eval_accuracy']:.2f} %)"),
       ("NB201 200-epoch test acc", f"C10 {acc['cifar10']:.2f} / C100 {acc['cifar100']:.2f} / "
-                                   f"IN16 {acc['imagenet16_120']:.2f} %"),
+                                   f"IN16 {acc['imagenet16_120']:.2f} %" if acc
+                                   else r.get("ground_truth", "")),
       ("seconds per epoch / step", f"{r['seconds_per_epoch']:.2f} s / "
                                    + (f"{r['seconds_per_step']:.3f} s" if r["seconds_per_step"]
                                       else "n/a") + f" on {r['device']['platform']}"),
@@ -60,7 +87,9 @@ def summary(r: dict) -> str:
 def main(argv):
   del argv
   config = cli.validated(flags.FLAGS.config, train.validate_config)
-  arch = cli.run_or_exit(read_arch, flags.FLAGS.arch, flags.FLAGS.from_result)
+  arch, searched = cli.run_or_exit(read_search, flags.FLAGS.arch, flags.FLAGS.from_result)
+  config = cli.run_or_exit(network_from_search, config, searched,
+                           echo=lambda s: print(s, file=sys.stderr))
   workdir = flags.FLAGS.workdir or os.path.join(
       "runs", f"train-{config.dataset}-{benchmark.index_of(arch)}-seed{config.seed}")
   split = cli.run_or_exit(train.load_split, config)

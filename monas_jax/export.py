@@ -176,8 +176,9 @@ def deploy_forward(folded: dict[str, Any], x: jax.Array, ops: Iterable[int],
 # ----------------------------------------------------------------------------- ONNX
 
 def export_onnx(folded: dict[str, Any], ops, cells_per_stage: int, image_size: int,
-                path: str) -> str:
-  """Writes the batch-1 float32 ONNX model (input ``image`` NCHW, output ``logits``) atomically.
+                path: str, image_channels: int = 3) -> str:
+  """Writes the batch-1 float32 ONNX model (input ``image`` (1, image_channels, s, s) NCHW,
+  output ``logits``) atomically.
 
   The weights are constants of the traced function, so they become the graph's initializers.
   """
@@ -188,7 +189,8 @@ def export_onnx(folded: dict[str, Any], ops, cells_per_stage: int, image_size: i
   def fn(image):
     return deploy_forward(consts, image, ops, cells_per_stage)
 
-  model = jax2onnx.to_onnx(fn, [jax.ShapeDtypeStruct((1, 3, image_size, image_size), jnp.float32)],
+  shape = (1, image_channels, image_size, image_size)
+  model = jax2onnx.to_onnx(fn, [jax.ShapeDtypeStruct(shape, jnp.float32)],
                            model_name="monas_cell", input_names=["image"],
                            output_names=["logits"])
   _fuse_gemm_bias(model)
@@ -487,7 +489,8 @@ def export_cell(*, ops, params, batch_stats, channels: int, cells_per_stage: int
     ops: the cell's 6 operator indices.
     params, batch_stats: its Flax variables (trained, or an initialisation).
     channels, cells_per_stage, num_classes: C, N and the classifier width.
-    check_images: float32 (n, s, s, 3) normalised NHWC images for the JAX-vs-ONNX check.
+    check_images: float32 (n, s, s, c) normalised NHWC images for the JAX-vs-ONNX check
+      (c = 1 or 3: the model's input channels).
     calibration_images: the same kind, for int8 calibration.
     out_dir: where ``model_float32.onnx`` and ``model_int8.onnx`` go.
     eval_images, eval_labels: optional labelled images for float32 and int8 accuracy (%).
@@ -498,9 +501,10 @@ def export_cell(*, ops, params, batch_stats, channels: int, cells_per_stage: int
   and the accuracies when labels are given.
   """
   ops = tuple(int(o) for o in ops)
-  size = check_images.shape[1]
+  size, in_ch = check_images.shape[1], check_images.shape[-1]
   folded = fold_batchnorm(params, batch_stats, ops, cells_per_stage)
-  f32 = export_onnx(folded, ops, cells_per_stage, size, os.path.join(out_dir, "model_float32.onnx"))
+  f32 = export_onnx(folded, ops, cells_per_stage, size, os.path.join(out_dir, "model_float32.onnx"),
+                    in_ch)
   ref = jax_logits(params, batch_stats, ops, channels, cells_per_stage, num_classes, check_images)
   sess = session(f32)
   got = run_onnx(sess, check_images.transpose(0, 3, 1, 2).copy())
@@ -514,7 +518,7 @@ def export_cell(*, ops, params, batch_stats, channels: int, cells_per_stage: int
   rec: dict[str, Any] = {
       "onnx_path": f32, "int8_path": i8, "max_abs_diff": diff,
       "matches": bool(diff <= MAX_ABS_DIFF), "tolerance": MAX_ABS_DIFF,
-      "layout": f"input 'image' float32 (1, 3, {size}, {size}) NCHW, normalised "
+      "layout": f"input 'image' float32 (1, {in_ch}, {size}, {size}) NCHW, normalised "
                 "(x / 255 - mean) / std per channel; output 'logits' (1, classes)",
       "int8_bytes": int(wb["total"]), "weight_bytes_by_dtype": wb,
       "float32_bytes": int(weight_bytes(f32)["total"]),

@@ -49,12 +49,16 @@ def default_config(dataset: str = "cifar10") -> ml_collections.ConfigDict:
 
   Every field can be overridden from the command line, e.g. ``--config.train.epochs=1``.
   """
-  if dataset not in data.DATASETS:
-    raise ValueError(f"dataset must be one of {data.DATASETS}, got {dataset!r}")
+  known = data.DATASETS + data.USER_DATASETS
+  if dataset not in known:
+    raise ValueError(f"dataset must be one of {known}, got {dataset!r}")
   c = ml_collections.ConfigDict()
   c.dataset = dataset
   # Directory holding the official dataset files; None trains on the bundled sample (announced).
+  # For dataset 'folder': the image folder or .npz (data.load_user_dataset).
   c.data_dir = ml_collections.FieldReference(None, field_type=str)
+  # image_size, image_channels, norm_mean/norm_std, num_classes: as in the search's config.
+  data.add_config_fields(c, dataset)
   c.seed = 0
   t = c.train = ml_collections.ConfigDict()
   t.channels = 16  # C
@@ -90,8 +94,7 @@ def validate_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if "train" not in c:
     raise ValueError("the config has no 'train' section: training takes --config=configs/train.py"
                      "[:dataset] (the search configs do not)")
-  if c.dataset not in data.DATASETS:
-    _fail("dataset", c.dataset, f"one of {data.DATASETS}")
+  data.check_config_fields(c)
   if c.data_dir is None and c.dataset == "imagenet16_120":
     _fail("data_dir", None, "a directory with Imagenet16_train/ (no ImageNet16-120 sample is "
           "bundled)")
@@ -130,14 +133,16 @@ def config_hash(c: ml_collections.ConfigDict, arch: space.Arch) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  """Images of one run: uint8 (n, s, s, 3) NHWC and int32 (n,) labels, train and eval parts."""
+  """Images of one run: uint8 (n, s, s, c) NHWC and int32 (n,) labels, train and eval parts."""
 
   x_train: np.ndarray
   y_train: np.ndarray
   x_eval: np.ndarray
   y_eval: np.ndarray
   source: str  # where they came from, for the result record
-  eval_name: str  # 'test' (official split) or 'held-out' (part of the bundled sample)
+  eval_name: str  # 'test' (official split), 'val' (a folder's) or 'held-out' (bundled sample)
+  spec: Optional[data.DataSpec] = None  # size, channels, classes, statistics (None: c.dataset's)
+  record: Optional[dict] = None  # data.ConfigImages.record: classes, counts, statistics
 
 
 def holdout_split(y: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -157,15 +162,36 @@ def holdout_split(y: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarra
 
 
 def load_split(c: ml_collections.ConfigDict) -> Split:
-  """The training and evaluation images of a config (official train/test, or the sample split)."""
+  """The training and evaluation images of a config (official train/test, a user's folder or
+  .npz with its test or val split, or the bundled sample split), at the config's image size and
+  channels, with their DataSpec (statistics computed from the training part where the config
+  gives none and they are not NAS-Bench-201's)."""
+  if c.dataset in data.USER_DATASETS:
+    u = data.read_config_images(c)
+    return Split(u.x_train, u.y_train, u.x_test, u.y_test, u.source, u.record["test_split"],
+                 u.spec, u.record)
   if c.data_dir is None:
-    x, y, source = data.load_images(c.dataset, None)
+    u = data.read_config_images(c)
+    x, y = u.x_train, u.y_train
     tr, ev = holdout_split(y, float(c.train.holdout_fraction))
-    source += f"; train on {len(tr)}, evaluate on the other {len(ev)} (held out, stratified)"
-    return Split(x[tr], y[tr], x[ev], y[ev], source, "held-out")
-  x_tr, y_tr, src_tr = data.load_images(c.dataset, c.data_dir, "train")
-  x_te, y_te, src_te = data.load_images(c.dataset, c.data_dir, "test")
-  return Split(x_tr, y_tr, x_te, y_te, f"{src_tr}; evaluate on {src_te}", "test")
+    source = u.source + (f"; train on {len(tr)}, evaluate on the other {len(ev)} (held out, "
+                         "stratified)")
+    spec, record = u.spec, dict(u.record)
+    if record["norm_stats"].startswith("computed"):  # from the training part only
+      mean, std = data.channel_stats(x[tr])
+      spec = dataclasses.replace(spec, mean=mean, std=std)
+      record.update(norm_mean=list(mean), norm_std=list(std),
+                    norm_stats=f"computed from the {len(tr)} training images")
+    record["class_counts"] = {"train": np.bincount(y[tr], minlength=spec.num_classes).tolist(),
+                              "held-out": np.bincount(y[ev], minlength=spec.num_classes).tolist()}
+    return Split(x[tr], y[tr], x[ev], y[ev], source, "held-out", spec, record)
+  tr = data.read_config_images(c, "train")
+  te = data.read_config_images(c, "test")
+  record = dict(tr.record)
+  record["class_counts"] = {"train": tr.record["class_counts"]["train"],
+                            "test": te.record["class_counts"]["train"]}
+  return Split(tr.x_train, tr.y_train, te.x_train, te.y_train,
+               f"{tr.source}; evaluate on {te.source}", "test", tr.spec, record)
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -193,10 +219,11 @@ class TrainState:
 
 
 def make_network(c: ml_collections.ConfigDict, arch) -> models.Network:
-  """The standalone network of one cell for the config's dataset."""
+  """The standalone network of one cell for the config's dataset (its classes; C and N of
+  ``c.train``)."""
   a = space.to_arch(arch)
-  return models.Network(c.train.channels, c.train.cells_per_stage, data.NUM_CLASSES[c.dataset],
-                        ops_per_edge=a.ops)
+  return models.Network(c.train.channels, c.train.cells_per_stage,
+                        data.config_spec(c).num_classes, ops_per_edge=a.ops)
 
 
 def make_optimizer(c: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
@@ -212,11 +239,13 @@ def make_init(c: ml_collections.ConfigDict, net: nn.Module, tx: optax.GradientTr
   """Jitted ``key -> TrainState``: fresh parameters (``train.init`` scheme), BatchNorm
   statistics and optimizer state. One program: op by op, the hundreds of small initialisers
   would each compile."""
-  s = data.IMAGE_SIZE[c.dataset]
+  spec = data.config_spec(c)
+  s = spec.image_size
   scheme = c.train.init
 
   def init(key):
-    variables = net.init(jax.random.key(0), jnp.zeros((1, s, s, 3), jnp.float32), train=False)
+    variables = net.init(jax.random.key(0), jnp.zeros((1, s, s, spec.channels), jnp.float32),
+                         train=False)
     params = models.initialize(key, variables["params"], scheme)
     return TrainState(jnp.zeros((), jnp.int32), params, variables["batch_stats"], tx.init(params))
 
@@ -229,13 +258,13 @@ def init_state(c: ml_collections.ConfigDict, net: nn.Module, tx: optax.GradientT
   return make_init(c, net, tx)(key)
 
 
-def make_train_step(net: nn.Module, tx: optax.GradientTransformation, dataset: str,
-                    augment: bool) -> Callable:
+def make_train_step(net: nn.Module, tx: optax.GradientTransformation,
+                    dataset: "str | data.DataSpec", augment: bool) -> Callable:
   """Jitted ``(state, images, labels, idx, key) -> (state, metrics)``.
 
   Args (of the returned function):
     state: TrainState.
-    images: uint8 (n, s, s, 3), the whole training set, already on the device (gathering the
+    images: uint8 (n, s, s, c), the whole training set, already on the device (gathering the
       batch inside the step avoids a host-to-device copy per step).
     labels: int32 (n,).
     idx: int32 (batch,), the batch's indices into images.
@@ -269,7 +298,7 @@ def make_train_step(net: nn.Module, tx: optax.GradientTransformation, dataset: s
   return jax.jit(step, donate_argnums=donate)
 
 
-def make_eval_step(net: nn.Module, dataset: str) -> Callable:
+def make_eval_step(net: nn.Module, dataset: "str | data.DataSpec") -> Callable:
   """Jitted ``(params, batch_stats, images, labels, idx, valid) -> (loss_sum, correct_sum)``.
 
   ``idx`` int32 (b,) indexes images; ``valid`` float32 (b,) is 0 for padding in the last batch,
@@ -345,6 +374,30 @@ def load_checkpoint(path: str, template: TrainState) -> tuple[TrainState, dict]:
   return jax.tree_util.tree_unflatten(treedef, out), meta
 
 
+DATA_FIELDS = ("dataset", "data_dir", "image_size", "image_channels", "norm_mean", "norm_std",
+               "num_classes")
+
+
+def data_meta(c: ml_collections.ConfigDict) -> dict:
+  """The data fields of a (resolved) config, for a checkpoint: what export needs to rebuild the
+  network's input (size, channels, classes) and normalisation."""
+  return {f: (list(c[f]) if isinstance(c[f], tuple) else c[f]) for f in DATA_FIELDS if f in c}
+
+
+def config_from_meta(meta: dict) -> ml_collections.ConfigDict:
+  """The training config of a checkpoint's network: dataset, data fields (``meta["data"]``,
+  absent in checkpoints of earlier versions: NAS-Bench-201's defaults), C and N."""
+  d = meta.get("data") or {"dataset": meta["dataset"]}
+  c = default_config(d["dataset"])
+  with c.unlocked():
+    for f in DATA_FIELDS:
+      if f in d and f != "dataset":
+        c[f] = tuple(d[f]) if isinstance(d[f], list) else d[f]
+    c.train.channels = meta["channels"]
+    c.train.cells_per_stage = meta["cells_per_stage"]
+  return c
+
+
 def read_checkpoint_variables(path: str) -> tuple[dict, dict, dict]:
   """(params, batch_stats, meta) of a training checkpoint, for export; no optimizer needed.
 
@@ -352,10 +405,7 @@ def read_checkpoint_variables(path: str) -> tuple[dict, dict, dict]:
   after the params and batch statistics in tree order and are ignored.
   """
   _, meta = read_checkpoint(path)
-  c = default_config(meta["dataset"])
-  with c.unlocked():
-    c.train.channels = meta["channels"]
-    c.train.cells_per_stage = meta["cells_per_stage"]
+  c = config_from_meta(meta)
   tx = make_optimizer(c, 1)
   net = make_network(c, meta["arch_str"])
   template = jax.eval_shape(lambda: init_state(c, net, tx, jax.random.key(0)))
@@ -434,8 +484,8 @@ def _compiled(c: ml_collections.ConfigDict, a: space.Arch, total_steps: int):
     if len(_COMPILED) >= 4:
       _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[key] = (net, tx, make_init(c, net, tx),
-                      make_train_step(net, tx, c.dataset, bool(c.train.augment)),
-                      make_eval_step(net, c.dataset))
+                      make_train_step(net, tx, data.config_spec(c), bool(c.train.augment)),
+                      make_eval_step(net, data.config_spec(c)))
   return _COMPILED[key]
 
 
@@ -452,6 +502,8 @@ def train_and_evaluate(c: ml_collections.ConfigDict, arch, workdir: str, split: 
   Returns the result record, or None when ``train.max_steps`` stopped the run first.
   """
   validate_config(c)
+  if split.spec is not None:  # classes and statistics of the images, hashed and recorded
+    c = data.resolve_config(c, split.spec)
   a = space.to_arch(arch)
   t = c.train
   n_train = len(split.y_train)
@@ -497,6 +549,7 @@ def train_and_evaluate(c: ml_collections.ConfigDict, arch, workdir: str, split: 
         "channels": t.channels, "cells_per_stage": t.cells_per_stage,
         "step": int(state.step), "steps_per_epoch": steps_per_epoch, "history": history,
         "epoch_sums": [loss_sum, acc_sum, n_sum], "seconds": elapsed,
+        "data": data_meta(c),
         "layout": "NHWC float32 input, normalised with data.MEAN/STD"})
 
   step_times = []  # seconds of each step of this process
@@ -554,11 +607,14 @@ def train_and_evaluate(c: ml_collections.ConfigDict, arch, workdir: str, split: 
 
   steady = step_times[1:]
   gt = benchmark.lookup(a)
+  from monas_jax.describe import ground_truth_unavailable
+  no_gt = ground_truth_unavailable(data.config_spec(c), t.channels, t.cells_per_stage)
+  truth = ({"nb201_test_acc": {k: gt[f"{k}_test_acc"] for k in data.DATASETS}} if no_gt is None
+           else {"ground_truth": no_gt})
   ends = [0.0] + [h["elapsed_seconds"] for h in history]
   per_epoch = [e1 - e0 for e0, e1 in zip(ends[:-1], ends[1:])]
   result = {
-      "arch_str": a.to_string(), "nb201_index": gt["nb201_index"],
-      "nb201_test_acc": {k: gt[f"{k}_test_acc"] for k in data.DATASETS},
+      "arch_str": a.to_string(), "nb201_index": gt["nb201_index"], **truth,
       "final_eval_accuracy": history[-1]["eval_accuracy"], "eval_split": split.eval_name,
       "best_eval_accuracy": max(h["eval_accuracy"] for h in history),
       "final_eval_loss": history[-1]["eval_loss"],
@@ -568,7 +624,8 @@ def train_and_evaluate(c: ml_collections.ConfigDict, arch, workdir: str, split: 
       "seconds_per_step": float(np.median(steady)) if steady else None,
       "first_step_seconds": step_times[0] if step_times else None,
       "seconds_total": elapsed,
-      "checkpoint": ckpt_path, "data_source": split.source, "seed": c.seed,
+      "checkpoint": ckpt_path, "data_source": split.source, "data": split.record,
+      "seed": c.seed,
       **io.environment(), "config": json.loads(c.to_json()), "config_hash": chash,
   }
   io.write_json_atomic(os.path.join(workdir, RESULT), result)
