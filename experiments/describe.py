@@ -11,7 +11,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import cli
-from monas_jax import space
+from monas_jax import data, space
 from monas_jax.describe import describe_cells
 
 
@@ -38,13 +38,24 @@ def read_archs(archs, arch_file):
   return out
 
 
+def input_spec(config) -> data.DataSpec:
+  """The input of the config's network: known for NAS-Bench-201's datasets at their own sizes;
+  otherwise (a user's folder, another size or channels) its images are read for the classes
+  and statistics."""
+  try:
+    return data.config_spec(config)
+  except ValueError:
+    return data.read_config_images(config).spec
+
+
 def main(argv):
   del argv
   # describe reads no images, so ImageNet16-120 needs no data_dir here.
   config = cli.validated(flags.FLAGS.config, needs_images=False)
   archs = cli.run_or_exit(read_archs, flags.FLAGS.arch, flags.FLAGS.arch_file)
+  spec = cli.run_or_exit(input_spec, config)
   out = sys.stdout
-  for rec in describe_cells(archs, config.dataset):
+  for rec in describe_cells(archs, spec, config.network.channels, config.network.cells_per_stage):
     out.write(json.dumps(rec) + "\n")
 
 

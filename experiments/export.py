@@ -79,7 +79,8 @@ def read_inputs(arch, checkpoint, out, profiles, dataset, seed, data_dir=None, n
     a = space.Arch.from_string(arch)
   else:
     raise ValueError("give --arch='|op~0|+|...|' or --checkpoint=DIR")
-  data_dir = data_dir if data_dir is not None else c.data_dir  # a checkpoint's own folder
+  if data_dir is None and c.dataset in data.USER_DATASETS:
+    data_dir = c.data_dir  # the checkpoint's own folder: no sample of it is bundled
   if data_dir is None and c.dataset not in ("cifar10", "cifar100"):
     raise ValueError(f"--data_dir: no {c.dataset} sample is bundled; give --data_dir=DIR with its "
                      "files (calibration and check images)")

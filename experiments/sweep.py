@@ -24,7 +24,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from experiments import cli, search as search_cmd
-from monas_jax import benchmark, config as config_lib, io
+from monas_jax import benchmark, config as config_lib, data, io
 from monas_jax.hardware import latency
 
 
@@ -90,9 +90,26 @@ def _latency_all(profile: str) -> np.ndarray:
   return _LAT_CACHE[profile]
 
 
+def check_ground_truth(config) -> None:
+  """A sweep reports the found cells' NAS-Bench-201 accuracies: one-line ValueError where the
+  config's dataset, input or network has none (a user's folder, another size, C or N)."""
+  from monas_jax.describe import ground_truth_unavailable
+  try:
+    reason = ground_truth_unavailable(data.config_spec(config), config.network.channels,
+                                      config.network.cells_per_stage)
+  except ValueError:  # a user's dataset, or another size or channels: read only by a search
+    reason = (f"no ground truth for dataset {config.dataset!r} at "
+              f"{data.image_size_of(config)}x{data.image_size_of(config)}x"
+              f"{config.image_channels}")
+  if reason:
+    raise ValueError(f"experiments.sweep compares the cells' NAS-Bench-201 accuracies: {reason}; "
+                     "run experiments.search for each setting instead")
+
+
 def run(config, workdir: str, seeds, settings, echo=print) -> dict:
   """Runs every (setting, seed) search and writes the tables and the plot."""
   config_lib.validate(config)
+  check_ground_truth(config)
   weights = {s: parse_setting(s) for s in settings}  # fail on a bad name before any compute
   runs: dict[str, list[dict]] = {s: [] for s in settings}
   said_data = []

@@ -789,12 +789,15 @@ def _native(c) -> bool:
 
 def config_spec(c) -> DataSpec:
   """The DataSpec of a config (after ``resolve_config`` for anything but NAS-Bench-201's datasets
-  in RGB, whose classes and statistics are known without reading images)."""
+  at their native sizes in RGB, whose classes and statistics are known without reading images).
+
+  Raises ValueError when the config still needs its images read for them.
+  """
   size, ch = image_size_of(c), int(c.get("image_channels", 3))
   builtin = c.dataset in DATASETS
   n_cls = NUM_CLASSES[c.dataset] if builtin else c.get("num_classes")
   mean, std = c.get("norm_mean"), c.get("norm_std")
-  if mean is None and builtin and ch == 3:
+  if mean is None and _native(c):
     mean, std = MEAN[c.dataset], STD[c.dataset]
   if n_cls is None or mean is None:
     raise ValueError(f"config of dataset {c.dataset!r} has no class count or normalisation "

@@ -316,3 +316,57 @@ def test_sample_as_folder_finds_the_cell_of_configs_cifar10(mode, c10_folder, tm
   assert "ground_truth" in got["cell"] and "ground_truth" not in ref["cell"]
   assert got["cell"]["latency_ms"] == ref["cell"]["latency_ms"]  # 32x32 RGB, C=16, N=5
   assert any("10 classes (0_airplane" in ln for ln in lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Train and export on the grayscale folder, at the searched C and N.
+
+def test_train_then_export_a_grayscale_folder_at_its_size(gray48, tmp_path):
+  pytest.importorskip("jax2onnx")
+  pytest.importorskip("onnxruntime")
+  from experiments import export as export_cmd, train as train_cmd
+  from monas_jax import train
+  c = train.default_config("folder")
+  c.data_dir, c.image_size, c.image_channels = str(gray48), 48, 1
+  c.train.epochs, c.train.batch_size = 1, 16
+  # The search result's network (C=4, N=1) is adopted where training keeps the benchmark's.
+  c = train_cmd.network_from_search(c, {"network": {"channels": 4, "cells_per_stage": 1}},
+                                    echo=lambda s: None)
+  assert (c.train.channels, c.train.cells_per_stage) == (4, 1)
+  train.validate_config(c)
+  split = train.load_split(c)
+  assert split.x_train.shape[1:] == (48, 48, 1) and split.eval_name == "test"
+  res = train.train_and_evaluate(c, CELL, str(tmp_path / "train"), split, echo=lambda s: None,
+                                 quiet=True)
+  assert "nb201_test_acc" not in res and res["ground_truth"].startswith("no ground truth")
+  assert res["data"]["classes"] == ["0_airplane", "1_automobile", "2_bird"]
+  assert res["config"]["norm_mean"] == list(split.spec.mean)  # computed, then recorded
+  # Export rebuilds the network's input and statistics from the checkpoint alone.
+  arch, ckpt, ce, profiles = export_cmd.read_inputs(None, str(tmp_path / "train"),
+                                                     str(tmp_path / "out"), ["stm32l432"],
+                                                     "cifar10", 0)
+  assert (ce.dataset, ce.image_size, ce.image_channels) == ("folder", 48, 1)
+  rec = export_cmd.run(arch, ckpt, ce, profiles, str(tmp_path / "out"), calibration=8, check=4,
+                       echo=lambda s: None)
+  assert rec["matches"] and "(1, 1, 48, 48)" in rec["layout"]
+  assert rec["network"] == {"channels": 4, "cells_per_stage": 1, "image_size": 48,
+                            "image_channels": 1, "num_classes": 3}
+  assert rec["num_eval"] == 9 and 0 <= rec["accuracy_int8"] <= 100
+  # The memory model at this size against the exported graph (one byte an element).
+  assert rec["estimate"]["peak_sram_bytes_int8"] == rec["peak_sram_bytes_int8"]
+
+
+def test_training_refuses_another_size_than_searched(tmp_path):
+  from experiments import train as train_cmd
+  from monas_jax import train
+  c = train.default_config("cifar10")
+  c.train.channels = 8
+  with pytest.raises(ValueError, match="the search was for C=4, N=1"):
+    train_cmd.network_from_search(c, {"network": {"channels": 4, "cells_per_stage": 1}})
+
+
+def test_sweep_refuses_a_dataset_without_ground_truth(tmp_path):
+  from experiments import sweep
+  with pytest.raises(ValueError, match="NAS-Bench-201 accuracies: no ground truth"):
+    sweep.check_ground_truth(folder_config(tmp_path))
+  sweep.check_ground_truth(config_lib.make_config("cifar10"))
