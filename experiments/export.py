@@ -70,7 +70,7 @@ def read_inputs(arch, checkpoint, out, profiles, dataset, seed, data_dir=None, n
     if not os.path.isfile(ckpt):
       raise FileNotFoundError(f"--checkpoint: {ckpt} does not exist (a training workdir holds "
                               f"{train.CHECKPOINT})")
-    _, meta = io.read_arrays(ckpt)
+    _, meta = train.read_checkpoint(ckpt)
     a = space.Arch.from_string(meta["arch_str"])
     if arch and space.Arch.from_string(arch) != a:
       raise ValueError(f"--arch {arch} is not the checkpoint's cell {meta['arch_str']}")

@@ -32,7 +32,7 @@ import numpy as np
 
 from monas_jax import io, models, space
 
-_NONE, _SKIP = space.OP_INDEX["none"], space.OP_INDEX["skip_connect"]
+_SKIP = space.OP_INDEX["skip_connect"]
 _CONV1, _CONV3 = space.OP_INDEX["nor_conv_1x1"], space.OP_INDEX["nor_conv_3x3"]
 _POOL = space.OP_INDEX["avg_pool_3x3"]
 _KERNEL = {_CONV1: 1, _CONV3: 3}
@@ -138,10 +138,8 @@ def _cell(x, p, ops):
   nodes = [x]
   for node in range(1, space.NUM_NODES):
     acc = None
-    for e, (dst, src) in enumerate(space.EDGES):
-      if dst != node or ops[e] == _NONE:
-        continue
-      o, h = ops[e], nodes[src]
+    for e, src, o in space.edges_into(node, ops):
+      h = nodes[src]
       y = h if o == _SKIP else avg_pool_3x3_nchw(h) if o == _POOL else _conv(
           jax.nn.relu(h), p[f"edge{e}"])
       acc = y if acc is None else acc + y
@@ -200,6 +198,15 @@ def export_onnx(folded: dict[str, Any], ops, cells_per_stage: int, image_size: i
   return path
 
 
+def _initializers_and_consumers(g) -> tuple[dict, dict[str, list]]:
+  """An ONNX graph's initialisers by name, and the nodes that read each tensor name."""
+  consumers: dict[str, list] = {}
+  for n in g.node:
+    for t in n.input:
+      consumers.setdefault(t, []).append(n)
+  return {t.name: t for t in g.initializer}, consumers
+
+
 def _fuse_gemm_bias(model) -> None:
   """Gemm(beta=0, dummy scalar C) + Add(bias) -> Gemm(C=bias, beta=1), in place.
 
@@ -208,11 +215,7 @@ def _fuse_gemm_bias(model) -> None:
   """
   from onnx import helper, numpy_helper
   g = model.graph
-  inits = {t.name: t for t in g.initializer}
-  consumers: dict[str, list] = {}
-  for n in g.node:
-    for t in n.input:
-      consumers.setdefault(t, []).append(n)
+  inits, consumers = _initializers_and_consumers(g)
   for gemm in [n for n in g.node if n.op_type == "Gemm"]:
     attrs = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
     users = consumers.get(gemm.output[0], [])
@@ -250,11 +253,7 @@ def _fuse_conv_bias(model) -> None:
   """
   from onnx import numpy_helper
   g = model.graph
-  inits = {t.name: t for t in g.initializer}
-  consumers: dict[str, list] = {}
-  for n in g.node:
-    for t in n.input:
-      consumers.setdefault(t, []).append(n)
+  inits, consumers = _initializers_and_consumers(g)
   for conv in [n for n in g.node if n.op_type == "Conv" and len(n.input) == 2]:
     users = consumers.get(conv.output[0], [])
     if len(users) != 1 or users[0].op_type != "Add":

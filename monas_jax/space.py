@@ -105,6 +105,13 @@ def parse_arch_str(arch_str: str) -> tuple[int, ...]:
   return tuple(ops)
 
 
+def edges_into(node: int, ops: Sequence[int]) -> list[tuple[int, int, int]]:
+  """(edge index, source node, operator index) of every edge into ``node`` (1-3) whose operator
+  in ``ops`` (6 operator indices) is not ``none``, in edge order: the order a cell sums them."""
+  return [(e, src, int(ops[e])) for e, (dst, src) in enumerate(EDGES)
+          if dst == node and int(ops[e]) != OP_INDEX["none"]]
+
+
 def ops_to_mask(ops: Sequence[int]) -> np.ndarray:
   """Operator indices (6,) -> one-hot mask (6, 5) float32."""
   mask = np.zeros((NUM_EDGES, NUM_OPS), np.float32)

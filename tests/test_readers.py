@@ -150,6 +150,17 @@ def test_export_inputs_refuse_a_damaged_checkpoint(kind, tmp_path):
   _check_message(str(err.value), ckpt, "checkpoint")
 
 
+def test_export_inputs_refuse_arrays_that_are_not_a_checkpoint(tmp_path):
+  # An .npz of write_arrays_atomic whose metadata is not a checkpoint's (e.g. a score_space
+  # record file): refused with the path, not a KeyError on 'arch_str'.
+  ckpt = str(tmp_path / train.CHECKPOINT)
+  io.write_arrays_atomic(ckpt, {"x": np.zeros(3)}, {"what": "not a checkpoint"})
+  with pytest.raises(ValueError) as err:
+    export_cmd.read_inputs(None, str(tmp_path), "out", [], "cifar10", 0)
+  _check_message(str(err.value), ckpt, "checkpoint")
+  assert "arch_str" in str(err.value)
+
+
 @pytest.mark.slow
 def test_export_command_refuses_a_random_bytes_checkpoint(tmp_path):
   ckpt = tmp_path / "run" / train.CHECKPOINT

@@ -63,3 +63,13 @@ def test_arch_validation():
   with pytest.raises(ValueError, match="index must be in"):
     benchmark.arch_at(15625)
   assert benchmark.arch_at(9930).to_string() == BEST_C100
+
+
+def test_edges_into_lists_the_non_none_edges_of_a_node_in_edge_order():
+  ops = space.parse_arch_str(
+      "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|")
+  conv3, pool, skip, conv1 = (space.OP_INDEX[n] for n in
+                              ("nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_1x1"))
+  assert space.edges_into(1, ops) == [(0, 0, conv3)]
+  assert space.edges_into(2, ops) == [(2, 1, pool)]
+  assert space.edges_into(3, ops) == [(3, 0, skip), (5, 2, conv1)]

@@ -93,12 +93,10 @@ def _program(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells_per
       nodes = [x]
       for node in range(1, space.NUM_NODES):
         acc = None
-        for e, (dst, src) in enumerate(space.EDGES):
-          if dst != node or ops[e] == _NONE:
-            continue
-          if ops[e] == _SKIP:
+        for e, src, o in space.edges_into(node, ops):
+          if o == _SKIP:
             y = nodes[src]
-          elif ops[e] == _POOL:
+          elif o == _POOL:
             prog += [(f"{p}.e{e}.sum", t, (nodes[src],)), (f"{p}.e{e}.pool", t, (f"{p}.e{e}.sum",))]
             y = f"{p}.e{e}.pool"
           else:

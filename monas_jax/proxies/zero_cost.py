@@ -210,7 +210,9 @@ def naswot_fn(b: Bench, batch_size: int = 64) -> Callable:
   over every active ReLU of the network; BayesWatch's hook adds x x^T + (1-x)(1-x)^T per ReLU.
   Written as 2 c c^T - n_i - n_j + |valid| so that one matmul serves both terms and a pruned
   operator's ReLUs (absent from its standalone network) count nowhere. Batch 64 (the paper
-  uses 128; configurable).
+  uses 128; configurable). The batch is ``data.sample_batch``'s: randomly cropped and flipped,
+  as the NTK's is; BayesWatch's reference loads its batch without augmentation
+  (``augtype='none'``), so values differ from theirs by the augmentation's draw.
   """
 
   def fn(mask, data, key, init_key=None):
@@ -234,9 +236,14 @@ def naswot_fn(b: Bench, batch_size: int = 64) -> Callable:
 def synflow_fn(b: Bench) -> Callable:
   """``fn(mask, data, key, init_key) -> scalar``: log of synflow, log(sum |theta dR/dtheta|).
 
-  zero-cost-nas / NASLib: parameters replaced by their absolute values, BatchNorm bypassed, one
-  all-ones input, R = sum of the logits, the sum over conv and linear weights (PyTorch default
-  initialisation). NASLib's stored values are this logarithm.
+  What this computes: parameters replaced by their absolute values, BatchNorm bypassed exactly
+  (eval mode, running mean 0, variance 1 - eps), one all-ones input, R = the sum of the logits,
+  the sum over conv and linear weights, biases left out (PyTorch default initialisation). The
+  reference codes are not one definition: zero-cost-nas measures in float64 on a copy of the
+  network made with ``bn=False``; NASLib's port (same measure) runs on its own NAS-Bench-201
+  graph, whose BatchNorm mode and convolution biases are that graph's, not ours. NASLib's stored
+  values are a logarithm of its measure; ours agree with them in order (Spearman 0.999 on 491
+  cells, ``benchmarks/naslib_reference.py``), not value for value.
 
   Float32 without overflow: with positive weights and input every ReLU passes its input, so
   every block is positively homogeneous of degree 1. Dividing each block's input by a constant

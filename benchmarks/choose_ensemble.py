@@ -1,0 +1,96 @@
+r"""How the default ensemble was chosen: on half of the 1,000 committed cells, reported on the other.
+
+  python benchmarks/choose_ensemble.py [--records=benchmarks/results/score-c10-zc] \
+      [--what=subsets,weights] [--pools=200]
+
+Reads the committed ``score_space`` records (no network is run). The cells are the sample of
+``experiments.score_space`` (1,000 cells, seed 0); the first 500 choose, the other 500 report.
+
+- ``subsets``: every subset of expressivity, progressivity, trainability, synflow, MeCo and
+  FLOPs (log-rank, weight 1 each) ranked by the mean of its best-of-64 and best-of-256 pool
+  accuracy on the choosing half, against the **CIFAR-10 valid** accuracy (never the test
+  accuracy that is reported).
+- ``weights``: the default's four indicators with every weight in {0.5, 1, 2}, ranked the same
+  way.
+
+For the ten best of each and the current default it prints the reporting half's best-of-64 /
+best-of-256 test accuracy on all three datasets (pools are recomposed inside, as a search
+ranks). Takes about a minute on 2 cores.
+"""
+import argparse
+import glob
+import itertools
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from experiments.score_space import sample_cells  # noqa: E402
+from monas_jax import benchmark, config as config_lib  # noqa: E402
+from monas_jax.search import compose, topk  # noqa: E402
+
+DATASETS = ("cifar10", "cifar100", "imagenet16_120")
+CANDIDATES = ("expressivity", "progressivity", "trainability", "synflow", "meco", "flops")
+
+
+def read_records(path: str) -> dict[str, dict[int, float]]:
+  """proxy name -> {NAS-Bench-201 index: value} from every zc.*.jsonl under ``path``."""
+  vals: dict[str, dict[int, float]] = {}
+  for f in sorted(glob.glob(os.path.join(path, "zc.*.jsonl"))):
+    with open(f) as fh:
+      for line in fh:
+        r = json.loads(line)
+        for k, v in r.items():
+          if k not in ("nb201_index", "arch_str", "seconds"):
+            vals.setdefault(k, {})[r["nb201_index"]] = v
+  return vals
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--records", default=os.path.join(ROOT, "benchmarks/results/score-c10-zc"))
+  ap.add_argument("--what", default="subsets,weights")
+  ap.add_argument("--pools", type=int, default=200)
+  a = ap.parse_args()
+  t = benchmark.load_table()
+  cells = sample_cells(1000, 0)
+  vals = read_records(a.records)
+  values = {n: np.array([vals[n][int(i)] for i in cells]) for n in CANDIDATES if n != "flops"}
+  values["flops"] = t.columns["flops_c10_M"][cells]
+  valid = t.columns["cifar10_valid_valid_acc"][cells]
+  test = {ds: benchmark.test_accuracy(ds)[cells] for ds in DATASETS}
+  choose, report = np.arange(500), np.arange(500, 1000)
+
+  def pools(w, half, acc):
+    fn = lambda p: compose.compose({n: values[n][half[p]] for n in w}, {n: True for n in w}, w)
+    return [acc[half][topk.pool_picks(len(half), s, a.pools, 0, score_fn=fn)].mean()
+            for s in (64, 256)]
+
+  def line(w):
+    rep = " ".join("%.2f/%.2f" % tuple(pools(w, report, test[ds])) for ds in DATASETS)
+    return f"choose {np.mean(pools(w, choose, valid)):.3f}  report C10/C100/IN16 {rep}"
+
+  e = config_lib.make_config("cifar10").ensemble
+  default = dict(zip(e.indicators, e.weights))
+  print(f"default {default}: {line(default)}")
+  for what in a.what.split(","):
+    if what == "subsets":
+      tried = [{n: 1.0 for n in sub} for r in range(1, len(CANDIDATES) + 1)
+               for sub in itertools.combinations(CANDIDATES, r)]
+    elif what == "weights":
+      names = sorted(default)
+      tried = [dict(zip(names, ws)) for ws in itertools.product((0.5, 1.0, 2.0), repeat=len(names))]
+    else:
+      raise SystemExit(f"--what: {what!r} is not 'subsets' or 'weights'")
+    ranked = sorted(tried, key=lambda w: -np.mean(pools(w, choose, valid)))
+    print(f"\n{what}: the ten best of {len(tried)} on the choosing half")
+    for w in ranked[:10]:
+      print(f"  {w}: {line(w)}")
+
+
+if __name__ == "__main__":
+  main()
