@@ -3,11 +3,15 @@ r"""Latency tables: fit, validate, profile on this host, measure whole networks.
   python -m experiments.latency fit --measurements=FILE.csv --out=PROFILE.json
       [--latency_column=latency_ms] [--calibration_cells=N --seed=S] [--folds=5]
       [--name= --device= --kind=edge --clock_mhz= --runtime= --provenance=]
+      [--image_size=32 --image_channels=3 --channels=16 --cells_per_stage=5]
   python -m experiments.latency validate --profile=NAME_OR_JSON --measurements=FILE.csv
   python -m experiments.latency profile --out=host.json
   python -m experiments.latency measure --cells=100 [--profile=host.json] [--out=measured.csv]
 
 FILE.csv has a header with ``arch_str`` and the latency column (ms), one measured cell per row.
+``fit`` records the network the cells were measured as (input side and channels, C, N; default
+NAS-Bench-201's 32x32x3, C=16, N=5): a search or describe for that network uses the table as it
+is, and scales it by operator cost for any other (``monas_jax.hardware.latency``).
 ``fit --calibration_cells=N`` fits on N random rows and also scores the other rows ("holdout").
 Every command prints, as its last line, one JSON object; fit/validate/measure put
 ``kendall_tau``, ``spearman_rho``, ``mape`` (median absolute percentage error, %) and ``n_cells``
@@ -48,6 +52,12 @@ flags.DEFINE_string("runtime", None, "Runtime/toolchain that ran the networks.")
 flags.DEFINE_string("provenance", None, "Where the measurements come from.")
 flags.DEFINE_integer("sram_bytes", None, "MCU SRAM capacity (bytes).")
 flags.DEFINE_integer("flash_bytes", None, "MCU flash capacity (bytes).")
+flags.DEFINE_integer("image_size", None, "fit: input side (pixels) the cells were measured at "
+                     "(default 32).")
+flags.DEFINE_integer("image_channels", None, "fit: input channels the cells were measured with "
+                     "(1 or 3; default 3).")
+flags.DEFINE_integer("channels", None, "fit: C of the measured networks (default 16).")
+flags.DEFINE_integer("cells_per_stage", None, "fit: N of the measured networks (default 5).")
 flags.DEFINE_integer("cells", 100, "measure: number of random cells.")
 flags.DEFINE_integer("rounds", 15, "profile/measure: timing rounds (median over rounds).")
 flags.DEFINE_integer("warmup", 3, "profile/measure: warm-up calls per network.")
@@ -128,11 +138,15 @@ def cmd_fit():
       f"fitted by monas_jax.hardware.calibration (NNLS, model chosen by {FLAGS.folds}-fold CV) on "
       f"{len(cal)} cells of {os.path.basename(FLAGS.measurements)} column {FLAGS.latency_column}")
   clock = {} if FLAGS.clock_mhz is not None else {"clock_note": "not given to the fit"}
+  net = _measured_network()
   profile = latency.make_profile(
       name=name, device=FLAGS.device or "unknown (set --device)", kind=FLAGS.kind,
       clock_mhz=FLAGS.clock_mhz, runtime=FLAGS.runtime or "unknown (set --runtime)",
       batch_size=1, provenance=provenance, date=datetime.date.today().isoformat(),
       sram_bytes=FLAGS.sram_bytes, flash_bytes=FLAGS.flash_bytes, fit=report,
+      cells_per_stage=net.cells_per_stage,
+      network={"image_size": net.image_size, "image_channels": net.image_channels,
+               "channels": net.channels},
       **calibration.table_fit_to_profile_fields(res.fit), **clock)
   latency.save_profile(profile, FLAGS.out)
   logging.info("model %s; wrote %s", res.fit.model.label, FLAGS.out)
@@ -143,8 +157,26 @@ def cmd_fit():
     print(f"holdout ({h['n_cells']} cells): tau {h['kendall_tau']:.4f} rho "
           f"{h['spearman_rho']:.4f} mape {h['mape']:.2f}%")
   return {**res.heldout, "metrics_on": "nested k-fold on the calibration cells",
-          "model": res.fit.model.label, "out": FLAGS.out,
+          "model": res.fit.model.label, "out": FLAGS.out, "network": net._asdict(),
           **({"holdout": report["holdout"]} if "holdout" in report else {})}
+
+
+def _measured_network():
+  """The network of ``fit``'s measurements from the flags (NAS-Bench-201's where not given)."""
+  from monas_jax.hardware import latency
+  given = {"image_size": FLAGS.image_size, "image_channels": FLAGS.image_channels,
+           "channels": FLAGS.channels, "cells_per_stage": FLAGS.cells_per_stage}
+  for name, v in given.items():
+    if v is not None and v < 1:
+      raise app.UsageError(f"--{name} = {v} is not allowed: a positive integer")
+  if FLAGS.image_channels not in (None, 1, 3):
+    raise app.UsageError(f"--image_channels = {FLAGS.image_channels} is not allowed: 1 or 3")
+  if FLAGS.image_size is not None and FLAGS.image_size % 4:
+    raise app.UsageError(f"--image_size = {FLAGS.image_size} is not allowed: a multiple of 4 (the "
+                         "network halves it twice)")
+  default = latency.MeasuredNetwork(latency.REFERENCE_IMAGE_SIZE, latency.REFERENCE_IMAGE_CHANNELS,
+                                    latency.REFERENCE_CHANNELS, 5)
+  return default._replace(**{k: v for k, v in given.items() if v is not None})
 
 
 def cmd_validate():

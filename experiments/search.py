@@ -186,8 +186,9 @@ def data_line(record: dict) -> str:
 def summary(result: dict) -> str:
   c = result["cell"]
   s = result["seconds"]
-  lat = ("  ".join(f"{k} {v:.2f}" for k, v in c["latency_ms"].items()) if c["latency_ms"]
-         else f"not available ({c.get('latency_note', '')})")
+  lat = "  ".join(f"{k} {v:.2f}" for k, v in c["latency_ms"].items())
+  if any(v.startswith("scaled") for v in c.get("latency_provenance", {}).values()):
+    lat += " (scaled by operator cost from the size the tables were measured at: an estimate)"
   acc = (f"{c['cifar10_test_acc']:.2f} / {c['cifar100_test_acc']:.2f} / "
          f"{c['imagenet16_120_test_acc']:.2f}" if "ground_truth" not in c else c["ground_truth"])
   rows = [

@@ -297,11 +297,6 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
   profiles = latency.builtin_profiles()
   if c.hardware.profile not in profiles and not str(c.hardware.profile).endswith(".json"):
     _fail("hardware.profile", c.hardware.profile, f"one of {profiles} or a path to a .json profile")
-  no_latency = latency.config_table_unavailable(c)
-  if no_latency and float(s.latency_weight) > 0:
-    _fail("search.latency_weight", s.latency_weight, f"0 for this network: {no_latency}")
-  if no_latency and s.latency_budget_ms is not None:
-    _fail("search.latency_budget_ms", s.latency_budget_ms, f"None for this network: {no_latency}")
   if not isinstance(c.num_cells, int) or not 0 <= c.num_cells <= space.NUM_CELLS:
     _fail("num_cells", c.num_cells, f"an integer in [0, {space.NUM_CELLS}] (0 = all)")
   if not isinstance(c.num_shards, int) or c.num_shards < 1:

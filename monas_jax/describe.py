@@ -33,16 +33,15 @@ def describe_cells(archs: Sequence, dataset="cifar10", channels: int = 16,
   spec = data.as_spec(dataset)
   cells = [space.to_arch(a) for a in archs]
   ops = np.array([a.ops for a in cells], np.int64).reshape(-1, space.NUM_EDGES)
-  profiles = [latency.load_profile(n) for n in latency.builtin_profiles()]
-  no_latency = latency.table_unavailable(spec.name, spec.image_size, spec.channels, channels,
-                                         cells_per_stage)
-  lat = {} if no_latency else {p.name: latency.estimate_many_ms(p, ops) for p in profiles}
+  profiles = [latency.network_profile(n, spec, channels, cells_per_stage)
+               for n in latency.builtin_profiles()]
+  lat = {p.name: latency.estimate_many_ms(p, ops) for p in profiles}
+  provenance = {p.name: latency.latency_provenance(p) for p in profiles}
   out = []
   for i, a in enumerate(cells):
     rec = _base_record(a, spec, channels, cells_per_stage)
     rec["latency_ms"] = {n: float(v[i]) for n, v in lat.items()}
-    if no_latency:
-      rec["latency_note"] = no_latency
+    rec["latency_provenance"] = provenance
     rec["fits"] = {p.name: latency.fits_memory(p, rec["flash_bytes_int8"],
                                                rec["peak_sram_bytes_int8"])
                    for p in profiles if p.kind == "mcu"}
@@ -85,7 +84,9 @@ def describe_cell(arch, dataset="cifar10", channels: int = 16,
   C, N network on ``dataset``'s input), the memory fields of ``cost.deployment_memory`` (bytes),
   the benchmark's 200-epoch test accuracies (%) where they apply (NAS-Bench-201's datasets at
   their native sizes, C=16, N=5; otherwise ``ground_truth`` says why there are none and
-  ``network`` gives the sizes), ``latency_ms`` per built-in profile (empty, with
-  ``latency_note`` saying why, where the tables do not apply) and ``fits`` per MCU profile.
+  ``network`` gives the sizes), ``latency_ms`` per built-in profile for this network (a table
+  scaled by operator cost where it was measured on another network: ``latency.network_profile``),
+  ``latency_provenance`` per profile (one line: the table used, or "scaled from ..."), and
+  ``fits`` per MCU profile.
   """
   return describe_cells([arch], dataset, channels, cells_per_stage)[0]

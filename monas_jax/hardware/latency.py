@@ -26,6 +26,20 @@ what the pruning search differences (delta L of removing one operator is that op
 plus any dead-code effect) and it bounds the latency of every single-path cell inside the mask
 from above. ``cheapest_latency_ms`` gives the other end: the cheapest single-path cell inside.
 
+Another network size (``network_profile``, ``scale_to_network``): a table holds times for the
+network it was measured on (``measured_network``: 32x32x3 input, C=16, N=5 for every built-in).
+For another input size H x W, input channels, C or N the estimate scales each entry by the
+operator's cost relative to the measured network, per stage s (maps of H_s = H / 2**s pixels,
+C_s = C * 2**s channels): convolutions (1x1, 3x3) by C_s^2 x H_s x W_s, skip, pooling and
+``none`` by C_s x H_s x W_s; Algorithm 1 then sums over the new N cells per stage; the overhead
+(stem, the two reduction blocks, head) scales by the multiply-accumulates of the stem and the
+reduction blocks (``outer_macs``); the zero-output time is kept. It assumes time proportional to
+work, which a device that is underused at the measured size (fixed per-layer costs) breaks; the
+result is marked ``estimate`` and its ``latency_provenance`` says "scaled from ...". At the
+measured network the table is used as it is (bit-identical). A table measured at the user's own
+size (``experiments.latency fit --image_size= --image_channels= --channels=``) is used there
+unscaled.
+
 Profiles (``profiles.py``, re-exported here) are JSON files (``profiles/*.json``, schema in
 ``profile_from_dict``); a profile holds
 the table, the flags above, its device, runtime, clock, batch size, provenance and date, and for
@@ -45,9 +59,11 @@ from monas_jax.hardware import cell_graph, memory
 # Profiles (schema, files, built-ins, scaling, the LatencyTable arrays) live in profiles.py;
 # re-exported here so that ``latency.load_profile`` and friends keep working.
 from monas_jax.hardware.profiles import (  # noqa: F401
-    COMPUTE_BOUND_OPS, KINDS, MEMORY_BOUND_OPS, NUM_STAGES, SCHEMA_VERSION, TABLE_FORMS,
-    LatencyTable, Profile, builtin_profiles, expand_table, latency_table, load_profile,
-    make_profile, profile_from_dict, profile_to_dict, profiles_dir, save_profile, scale_profile)
+    COMPUTE_BOUND_OPS, KINDS, MEMORY_BOUND_OPS, NUM_STAGES, REFERENCE_CHANNELS,
+    REFERENCE_IMAGE_CHANNELS, REFERENCE_IMAGE_SIZE, SCHEMA_VERSION, TABLE_FORMS, LatencyTable,
+    MeasuredNetwork, Profile, builtin_profiles, expand_table, latency_table, load_profile,
+    make_profile, measured_network, outer_macs, profile_from_dict, profile_to_dict, profiles_dir,
+    save_profile, scale_profile, scale_to_network, stage_cost_factors)
 
 
 def live_mask(mask) -> jax.Array:
@@ -146,34 +162,71 @@ TABLE_NETWORK = "C=16, N=5, RGB input of 32x32 (NAS-Bench-201's network; ImageNe
     "is given the same table, as MONAS does)"
 
 
-def table_unavailable(dataset: str, image_size: int, image_channels: int = 3,
-                      channels: int = 16, cells_per_stage: int = 5) -> "str | None":
-  """Why the lookup tables do not give this network's latency, or None when they apply.
+def target_network(dataset, image_size: int, image_channels: int = 3, channels: int = 16,
+                   cells_per_stage: int = 5) -> MeasuredNetwork:
+  """The network whose latency a table must give, for ``scale_to_network``.
 
-  The tables hold per-operator times of NAS-Bench-201's C=16, N=5 network on 32x32 RGB input
-  (``TABLE_NETWORK``); NAS-Bench-201's three datasets at their native sizes get them as they
-  always have (ImageNet16-120 included). Any other input size, channel count, C or N gets no
-  latency until the tables are scaled or measured at that size: a 32x32 number would be wrong.
+  NAS-Bench-201's own network (C=16, N=5) on its datasets at their native sizes in RGB is the
+  network the tables were measured on: 32x32, also for ImageNet16-120's 16x16 (as MONAS and
+  every earlier result of this package give it the CIFAR table). Any other network is itself.
   """
   from monas_jax import data
   native = data.IMAGE_SIZE.get(dataset)
-  size_ok = image_size == 32 or (native is not None and image_size == native)
-  if size_ok and image_channels == 3 and channels == 16 and cells_per_stage == 5:
-    return None
-  return (f"the latency tables are for {TABLE_NETWORK}; this network is C={channels}, "
-          f"N={cells_per_stage} on {image_size}x{image_size}x{image_channels} input: no latency "
-          "estimate is made (no scaled or measured table for that size yet)")
+  if (native is not None and image_size == native and image_channels == 3 and channels == 16
+      and cells_per_stage == 5):
+    return MeasuredNetwork(REFERENCE_IMAGE_SIZE, REFERENCE_IMAGE_CHANNELS, REFERENCE_CHANNELS, 5)
+  return MeasuredNetwork(int(image_size), int(image_channels), int(channels),
+                         int(cells_per_stage))
 
 
-def config_table_unavailable(config) -> "str | None":
-  """``table_unavailable`` for a search config (its dataset, image size and channels, and the
-  deployed network of ``config.network``)."""
+def network_profile(profile, dataset="cifar10", channels: int = 16,
+                    cells_per_stage: int = 5) -> Profile:
+  """``profile`` (a Profile, built-in name or JSON path) for the C = channels, N =
+  cells_per_stage network on ``dataset``'s input (a name of data.DATASETS or a data.DataSpec):
+  the profile itself where it was measured on that network, else its scaled estimate
+  (``scale_to_network``; ``latency_provenance`` says which)."""
   from monas_jax import data
+  spec = data.as_spec(dataset)
+  p = load_profile(profile)
+  net = target_network(spec.name, spec.image_size, spec.channels, channels, cells_per_stage)
+  if tuple(net) == tuple(measured_network(p)):
+    return p
+  return _scaled(p, net)
+
+
+@functools.lru_cache(maxsize=64)
+def _scaled(p: Profile, net: MeasuredNetwork) -> Profile:
+  # Profiles compare by identity: a built-in is one object per process, so this caches its
+  # scaled copies (and their jit-ed arrays keep one identity per network).
+  return scale_to_network(p, net)
+
+
+def config_profile(config) -> Profile:
+  """``network_profile`` of ``config.hardware.profile`` for the config's input (dataset,
+  ``image_size``, ``image_channels``) and deployed network (``config.network``)."""
   net = config.get("network")
-  return table_unavailable(config.dataset, data.image_size_of(config),
-                           int(config.get("image_channels", 3)),
-                           16 if net is None else int(net.channels),
-                           5 if net is None else int(net.cells_per_stage))
+  spec = _input_spec(config)
+  return network_profile(config.hardware.profile, spec,
+                         16 if net is None else int(net.channels),
+                         5 if net is None else int(net.cells_per_stage))
+
+
+def _input_spec(config):
+  """A DataSpec with the config's dataset name, image size and channels (what the latency
+  scaling reads; classes and statistics are not needed and may not be known yet)."""
+  from monas_jax import data
+  return data.DataSpec(config.dataset, data.image_size_of(config),
+                       int(config.get("image_channels", 3)), 2, (0.0,), (1.0,), 1)
+
+
+def latency_provenance(profile: Profile) -> str:
+  """One line: where a profile's latency comes from, e.g. "scaled from stm32l432 measured at
+  32x32x3, C=16, N=5 to 48x48x1, C=8, N=3 by operator cost (...)" for a scaled estimate, or
+  "stm32l432 table for 32x32x3, C=16, N=5" for a table used where it was made."""
+  scaled = profile.extra.get("scaled")
+  if scaled:
+    return scaled["provenance"]
+  return f"{profile.name} table for {measured_network(profile).label()}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,20 +257,23 @@ def memory_fits(profile, arch, dataset="cifar10", channels: int = 16,
   return fits_memory(profile, mem["flash_bytes_int8"], mem["peak_sram_bytes_int8"])
 
 
-def describe_fields(arch, dataset: str = "cifar10") -> dict[str, Any]:
+def describe_fields(arch, dataset="cifar10", channels: int = 16,
+                    cells_per_stage: int = 5) -> dict[str, Any]:
   """Hardware fields of a cell for ``experiments.describe``.
 
   Returns:
-    ``latency_ms``: {profile name: ms} for every built-in profile (tables are for the CIFAR-size
-    32x32 input at batch 1, whatever ``dataset``); ``fits``: {MCU profile name: bool}, int8
-    weights in flash and peak int8 activations in SRAM for ``dataset``'s input size.
+    ``latency_ms``: {profile name: ms} for every built-in profile, for the C = channels, N =
+    cells_per_stage network on ``dataset``'s input (``network_profile``: scaled where the table
+    was measured on another network); ``latency_provenance``: {profile name: one line};
+    ``fits``: {MCU profile name: bool}, int8 weights in flash and peak int8 activations in SRAM.
   """
   a = space.to_arch(arch)
-  mem = memory.deployment_memory(a, dataset)
-  latency, fits = {}, {}
+  mem = memory.deployment_memory(a, dataset, channels, cells_per_stage)
+  latency, provenance, fits = {}, {}, {}
   for name in builtin_profiles():
-    p = load_profile(name)
+    p = network_profile(name, dataset, channels, cells_per_stage)
     latency[name] = estimate_ms(p, a)
+    provenance[name] = latency_provenance(p)
     if p.kind == "mcu":
       fits[name] = fits_memory(p, mem["flash_bytes_int8"], mem["peak_sram_bytes_int8"])
-  return {"latency_ms": latency, "fits": fits}
+  return {"latency_ms": latency, "latency_provenance": provenance, "fits": fits}

@@ -169,7 +169,9 @@ def profile_from_dict(d: Mapping[str, Any]) -> Profile:
   Required: name, device, kind (mcu/edge/host), clock_mhz (number, or null when unknown, with a
   reason in clock_note), runtime, units ("ms"), batch_size, provenance, date, cells_per_stage,
   overhead_ms, table (see ``expand_table``); MCU profiles also sram_bytes and flash_bytes.
-  Optional: prune_dead, fold_zero_output, zero_output_ms (required when folding), estimate.
+  Optional: prune_dead, fold_zero_output, zero_output_ms (required when folding), estimate,
+  network (``{"image_size", "image_channels", "channels"}`` the table was measured at; default
+  32, 3, 16: NAS-Bench-201's CIFAR network).
   """
   if not isinstance(d, Mapping):
     raise ValueError(f"a profile must be a JSON object, got {type(d).__name__}")
@@ -198,6 +200,14 @@ def profile_from_dict(d: Mapping[str, Any]) -> Profile:
   if d["kind"] == "mcu" or "sram_bytes" in d or "flash_bytes" in d:
     sram = _number(d, "sram_bytes", integer=True, positive=True)
     flash = _number(d, "flash_bytes", integer=True, positive=True)
+  net = d.get("network")
+  if net is not None:
+    allowed = ("image_size", "image_channels", "channels")
+    if not isinstance(net, Mapping) or any(
+        k not in allowed or isinstance(v, bool) or not isinstance(v, int) or v < 1
+        for k, v in net.items()):
+      raise ValueError(f"profile field 'network' is {net!r}; allowed: an object of positive "
+                       f"integers {', '.join(allowed)} (the network the table was measured on)")
   known = set(_REQUIRED) | {"prune_dead", "fold_zero_output", "zero_output_ms", "estimate",
                             "sram_bytes", "flash_bytes"}
   return Profile(
@@ -356,3 +366,127 @@ def scale_profile(base: Profile, *, name: str, device: str, clock_mhz: float, ru
       cells_per_stage=base.cells_per_stage, prune_dead=base.prune_dead,
       fold_zero_output=base.fold_zero_output, zero_output_ms=base.zero_output_ms, estimate=True,
       sram_bytes=sram_bytes, flash_bytes=flash_bytes, derivation=derivation)
+
+
+# ---------------------------------------------------------------------------------------------
+# Another network size: per-operator cost scaling.
+
+
+class MeasuredNetwork(NamedTuple):
+  """The network a profile's table was measured (or fitted) on.
+
+  Attributes:
+    image_size: side of the square input, pixels.
+    image_channels: channels of the input (1 grayscale, 3 RGB).
+    channels: C, the first stage's width (stages have C, 2C, 4C).
+    cells_per_stage: N.
+  """
+
+  image_size: int
+  image_channels: int
+  channels: int
+  cells_per_stage: int
+
+  def label(self) -> str:
+    return (f"{self.image_size}x{self.image_size}x{self.image_channels}, C={self.channels}, "
+            f"N={self.cells_per_stage}")
+
+
+# NAS-Bench-201's network on CIFAR input: what every built-in table was measured or derived for.
+# A profile names another one in its optional "network" field (``experiments.latency fit
+# --image_size= --image_channels= --channels=``); ``cells_per_stage`` is the profile's own.
+REFERENCE_IMAGE_SIZE, REFERENCE_IMAGE_CHANNELS, REFERENCE_CHANNELS = 32, 3, 16
+
+
+def measured_network(p: Profile) -> MeasuredNetwork:
+  """The network ``p``'s table holds times for: its "network" field, else NAS-Bench-201's
+  (32x32x3 input, C=16) at the profile's ``cells_per_stage``."""
+  net = dict(p.extra.get("network") or {})
+  return MeasuredNetwork(int(net.get("image_size", REFERENCE_IMAGE_SIZE)),
+                         int(net.get("image_channels", REFERENCE_IMAGE_CHANNELS)),
+                         int(net.get("channels", REFERENCE_CHANNELS)), p.cells_per_stage)
+
+
+def _check_network(net: MeasuredNetwork) -> None:
+  for field, v in zip(MeasuredNetwork._fields, net):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+      raise ValueError(f"network {field} = {v!r} is not allowed: a positive integer")
+  if net.image_size % 4:
+    raise ValueError(f"network image_size = {net.image_size} is not allowed: a multiple of 4 (the "
+                     "network halves it twice)")
+
+
+def stage_cost_factors(ref: MeasuredNetwork, net: MeasuredNetwork) -> np.ndarray:
+  """(3, 5) factor by which one cell's operator time grows from ``ref`` to ``net``, per stage.
+
+  Stage s works on maps of side ``image_size / 2**s`` with ``channels * 2**s`` channels. The
+  convolutions' time is taken proportional to their multiply-accumulates, C_s^2 x H_s x W_s;
+  skip, pooling and ``none`` (a zero map, written when read) to the elements they move,
+  C_s x H_s x W_s. The factor does not depend on s for sides divisible by 4.
+  """
+  out = np.ones((NUM_STAGES, space.NUM_OPS))
+  for s in range(NUM_STAGES):
+    hw = (net.image_size / 2 ** s) ** 2 / (ref.image_size / 2 ** s) ** 2
+    c = (net.channels * 2 ** s) / (ref.channels * 2 ** s)
+    for o in COMPUTE_BOUND_OPS:
+      out[s, space.OP_INDEX[o]] = c * c * hw
+    for o in MEMORY_BOUND_OPS + ("none",):
+      out[s, space.OP_INDEX[o]] = c * hw
+  return out
+
+
+def outer_macs(net: MeasuredNetwork) -> int:
+  """Multiply-accumulates of the network outside its cells, per image: the stem
+  (3x3, image_channels -> C at H x W) and the two reduction blocks (3x3 stride-2 conv_a
+  C_{s-1} -> C_s, 3x3 conv_b C_s -> C_s and the shortcut's 1x1 C_{s-1} -> C_s, at H_s x W_s).
+  The head's classifier (4C x classes) is left out: it depends on the classes, not the size,
+  and is under 0.01 % of the rest at NAS-Bench-201's size."""
+  h, c = net.image_size, net.channels
+  total = 9 * net.image_channels * c * h * h
+  for s in (1, 2):
+    c_in, c, h = c, 2 * c, h // 2
+    total += (9 * c_in * c + 9 * c * c + c_in * c) * h * h
+  return total
+
+
+def scale_to_network(base: Profile, net: MeasuredNetwork) -> Profile:
+  """``base``'s table carried to another input size, input channels, C or N by operator cost.
+
+  The model (an estimate, marked so):
+  - each cell operator's entry of stage s times ``stage_cost_factors``: convolutions by
+    C_s^2 x H_s x W_s, skip, pooling and ``none`` by C_s x H_s x W_s, relative to the network
+    the table was measured on (``measured_network``);
+  - N cells per stage: Algorithm 1's sum runs over the new N (a per-cell time does not depend
+    on N);
+  - ``overhead_ms`` (stem, reduction blocks, head, runtime) times the ratio of ``outer_macs``;
+  - ``zero_output_ms`` (the network folded to a constant: no tensor is computed) unchanged.
+
+  Returns ``base`` itself (bit-identical numbers) when ``net`` is the measured network; else a
+  profile of the same name with the scaled (3, 6, 5) table, ``estimate`` true, the new
+  ``network`` field and a ``scaled`` field holding the factors and ``provenance`` (one line).
+  """
+  _check_network(net)
+  ref = measured_network(base)
+  if tuple(net) == tuple(ref):
+    return base
+  factors = stage_cost_factors(ref, net)
+  overhead_factor = outer_macs(net) / outer_macs(ref)
+  provenance = (f"scaled from {base.name} measured at {ref.label()} to {net.label()} by "
+                f"operator cost (convolutions C^2 x H x W, skip and pooling C x H x W, stem and "
+                f"reductions by their MACs)")
+  scaled = {"provenance": provenance, "from_network": ref._asdict(), "from_profile": base.name,
+            "cell_factor_per_stage_op": factors.round(9).tolist(),
+            "overhead_factor": round(overhead_factor, 9)}
+  extra = {k: v for k, v in base.extra.items() if k not in ("network", "scaled")}
+  return make_profile(
+      name=base.name, device=base.device, kind=base.kind, clock_mhz=base.clock_mhz,
+      runtime=base.runtime, batch_size=base.batch_size,
+      provenance=f"{provenance}; {base.provenance}", date=base.date,
+      table={"form": "cell_stage_edge_op", "ops": list(space.OPS),
+             "ms": base.cell_ms * factors[:, None, :]},
+      overhead_ms=base.overhead_ms * overhead_factor, cells_per_stage=net.cells_per_stage,
+      prune_dead=base.prune_dead, fold_zero_output=base.fold_zero_output,
+      zero_output_ms=base.zero_output_ms, estimate=True, sram_bytes=base.sram_bytes,
+      flash_bytes=base.flash_bytes,
+      **{**extra, "network": {"image_size": net.image_size, "image_channels": net.image_channels,
+                              "channels": net.channels}, "scaled": scaled})

@@ -109,16 +109,11 @@ def flops_indicator(config: ml_collections.ConfigDict) -> Indicator:
 
 
 def latency_indicator(config: ml_collections.ConfigDict) -> Indicator:
-  """Lookup-table latency (ms) of the configured hardware profile (Algorithm 1).
-
-  Raises ValueError where the tables do not apply to the config's network and input
-  (``latency.config_table_unavailable``): a 32x32 table's number would be reported as if it did.
-  """
+  """Lookup-table latency (ms) of the configured hardware profile (Algorithm 1), for the
+  config's input and network: the table itself where it was measured on that network, else its
+  scaled estimate (``latency.config_profile``)."""
   from monas_jax.hardware import latency
-  reason = latency.config_table_unavailable(config)
-  if reason:
-    raise ValueError(f"no latency indicator: {reason}")
-  profile = latency.load_profile(config.hardware.profile)
+  profile = latency.config_profile(config)
 
   def fn(mask, images, key, init_key=None):
     del images, key, init_key

@@ -143,21 +143,18 @@ def make_settings(config: ml_collections.ConfigDict, images, source=None, labels
   """Compiles the indicators a config needs and returns the round settings.
 
   K and R are evaluated when their weight (1 - lambda - mu) / 2 is positive; F and L always
-  (they cost microseconds and every round records them), except L where the latency tables do
-  not apply to the config's network and input (``latency.config_table_unavailable``; then mu
-  must be 0, which config.validate checks, and the rounds record no L). ``source`` names the images (as
+  (they cost microseconds and every round records them); L is the profile's table for the
+  config's network, scaled where it was measured on another (``latency.config_profile``).
+  ``source`` names the images (as
   data.load_images does) so that compiled evaluators are reused across calls; the settings'
   ``compile_seconds`` counts only compiles done by this call. Mode 'ensemble' returns
   EnsembleSettings (``labels`` are needed when a label proxy is in the ensemble).
   """
   if config.search.mode == "ensemble":
     return _ensemble_settings(config, images, labels, source)
-  from monas_jax.hardware import latency
   s = config.search
   w = ranking.weights(s.flops_weight, s.latency_weight)
-  no_latency = latency.config_table_unavailable(config) is not None
-  names = [n for n in indicators.NAMES
-           if n == "flops" or (n == "latency" and not no_latency) or w[SHORT[n]] > 0]
+  names = [n for n in indicators.NAMES if n in ("flops", "latency") or w[SHORT[n]] > 0]
   built = {SHORT[n]: _evaluator(config, n, images, source) for n in names}
   return RoundSettings(
       evaluators={n: ev for n, (ev, _) in built.items()},

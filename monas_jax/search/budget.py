@@ -123,7 +123,8 @@ class Budget:
 def from_config(config) -> Budget:
   """The budget a config asks for (latency_budget_ms; enforce_memory with an MCU profile)."""
   from monas_jax.hardware import latency
-  profile = latency.load_profile(config.hardware.profile)
+  # The latency budget is checked with the table for the config's network (scaled where needed).
+  profile = latency.config_profile(config)
   s = config.search
   sram = flash = None
   if s.enforce_memory:
