@@ -21,7 +21,7 @@ from experiments import search as search_cmd
 from monas_jax import config as config_lib, data, search as search_lib
 from monas_jax.describe import describe_cell
 from monas_jax.hardware import latency, memory
-from monas_jax.proxies import cost, indicators
+from monas_jax.proxies import cost
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELL = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
@@ -246,30 +246,28 @@ def test_bad_data_fields(field, value, message, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # The network the user deploys.
 
-def test_latency_and_ground_truth_are_not_claimed_at_another_size(tmp_path):
+def test_latency_is_scaled_and_ground_truth_not_claimed_at_another_size(tmp_path):
   c = folder_config(tmp_path, image_size=48, image_channels=1)
   c.network.channels, c.network.cells_per_stage = 8, 3
-  config_lib.validate(c)  # mu = 0 and no latency budget: fine without a table
-  c.search.latency_weight = 0.5
-  with pytest.raises(ValueError, match=r"search.latency_weight = 0.5 .* no latency estimate"):
-    config_lib.validate(c)
-  c.search.latency_weight, c.search.latency_budget_ms = 0.0, 20.0
-  with pytest.raises(ValueError, match="search.latency_budget_ms = 20.0"):
-    config_lib.validate(c)
-  c.search.latency_budget_ms = None
+  c.search.latency_weight, c.search.latency_budget_ms = 0.5, 20.0
+  config_lib.validate(c)  # mu and a latency budget: the scaled table gives L at this size
   c.num_classes, c.norm_mean, c.norm_std = 3, (0.5,), (0.25,)  # as resolve_config fills them in
-  with pytest.raises(ValueError, match="no latency indicator: the latency tables are for"):
-    indicators.latency_indicator(c)
   spec = data.config_spec(c)
   rec = describe_cell(CELL, spec, 8, 3)
-  assert rec["latency_ms"] == {} and "48x48x1" in rec["latency_note"]
+  assert set(rec["latency_ms"]) == set(latency.builtin_profiles())
+  for name, line in rec["latency_provenance"].items():
+    assert line.startswith(f"scaled from {name} measured at 32x32x3, C=16, N=5 to 48x48x1, C=8, "
+                           "N=3")
+    assert rec["latency_ms"][name] == latency.estimate_ms(
+        latency.network_profile(name, spec, 8, 3), CELL)
   assert "cifar10_test_acc" not in rec and rec["ground_truth"].startswith("no ground truth")
   assert rec["network"] == {"channels": 8, "cells_per_stage": 3, "image_size": 48,
                             "image_channels": 1, "num_classes": 3}
   # NAS-Bench-201's own setting keeps its accuracies and tables.
   native = describe_cell(CELL, "cifar10")
   assert native["cifar10_test_acc"] > 90 and "ground_truth" not in native
-  assert set(native["latency_ms"]) == set(latency.builtin_profiles())
+  assert native["latency_ms"] == {n: latency.estimate_ms(n, CELL)
+                                  for n in latency.builtin_profiles()}
 
 
 def test_cost_and_memory_follow_size_channels_c_and_n():
@@ -370,3 +368,42 @@ def test_sweep_refuses_a_dataset_without_ground_truth(tmp_path):
   with pytest.raises(ValueError, match="NAS-Bench-201 accuracies: no ground truth"):
     sweep.check_ground_truth(folder_config(tmp_path))
   sweep.check_ground_truth(config_lib.make_config("cifar10"))
+
+
+# ---------------------------------------------------------------------------------------------
+# A network that fits the MCU (issue 22, item 4).
+
+def _stm32l432(c, channels, cells_per_stage):
+  c.image_size, c.image_channels = 48, 1
+  c.network.channels, c.network.cells_per_stage = channels, cells_per_stage
+  c.hardware.profile, c.search.enforce_memory = "stm32l432", True
+  return c
+
+
+def test_memory_search_that_cannot_fit_says_what_would_before_any_compile(gray48, tmp_path,
+                                                                          monkeypatch):
+  def no_compile(*args, **kwargs):
+    raise AssertionError("compiled before the memory budget was checked")
+
+  monkeypatch.setattr(search_lib, "BatchEvaluator", no_compile)
+  c = _stm32l432(folder_config(gray48), 16, 5)
+  with pytest.raises(ValueError) as err:
+    search_cmd.run(c, str(tmp_path / "run"), echo=lambda s: None)
+  msg = str(err.value)
+  assert "\n" not in msg and "SRAM 65536 B: the smallest reachable peak is" in msg
+  assert "would fit: config.network.channels <= 9 (at N=5, 48x48)" in msg
+  assert not os.path.exists(tmp_path / "run" / "result.json")
+
+
+def test_memory_search_at_a_size_that_fits_returns_a_cell_that_fits(gray48, tmp_path):
+  c = _stm32l432(folder_config(gray48), 8, 3)
+  c.search.latency_weight = 0.3  # L from the stm32l432 table scaled to 48x48x1, C=8, N=3
+  res = search_cmd.run(c, str(tmp_path / "run"), echo=lambda s: None)
+  cell = res["cell"]
+  assert cell["fits"]["stm32l432"]
+  assert cell["flash_bytes_int8"] <= 128 * 1024 and cell["peak_sram_bytes_int8"] <= 64 * 1024
+  assert cell["latency_provenance"]["stm32l432"].startswith(
+      "scaled from stm32l432 measured at 32x32x3, C=16, N=5 to 48x48x1, C=8, N=3")
+  prunes = [r for r in res["rounds"] if r["kind"] == "prune"]
+  assert prunes and all("L" in r["indicators"] and r["weights"]["L"] == pytest.approx(0.3)
+                        for r in prunes)

@@ -23,6 +23,7 @@ Memory of an int8 (or float32) deployment, the method:
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -143,12 +144,47 @@ def _peak_sram_bytes(ops: tuple[int, ...], spec: data.DataSpec, dtype: str, chan
 
 @functools.lru_cache(maxsize=None)
 def _memory(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells_per_stage: int):
+  # The peak is the same for any N >= 1: between two cells only the cell output is live (every
+  # tensor a cell writes is last read inside it), so cells 2..N of a stage repeat cell 1's live
+  # sets; walking one cell per stage is 5x shorter at N=5 (checked against the full walk,
+  # ``peak_sram_bytes``, in tests/test_memory_fit.py). Every tensor, the image included, has
+  # the same bytes per element, so the float32 peak is 4x the int8 one.
+  peak_int8 = _peak_sram_bytes(ops, spec, "int8", channels, min(cells_per_stage, 1))
   out = {}
   for dtype in BYTES:
     out[f"flash_bytes_{dtype}"] = _flash_bytes(ops, spec, dtype, channels, cells_per_stage)
-    out[f"peak_sram_bytes_{dtype}"] = _peak_sram_bytes(ops, spec, dtype, channels,
-                                                       cells_per_stage)
+    out[f"peak_sram_bytes_{dtype}"] = peak_int8 * BYTES[dtype]
   return out
+
+
+def peak_sram_bytes(arch, dataset: "str | data.DataSpec" = "cifar10", channels: int = 16,
+                    cells_per_stage: int = 5, dtype: str = "int8") -> int:
+  """Peak SRAM (bytes) of the live activations by the liveness walk over every cell of the
+  network (``deployment_memory`` walks one cell per stage, which gives the same peak)."""
+  return _peak_sram_bytes(live_ops(arch), data.as_spec(dataset), dtype, channels,
+                          cells_per_stage)
+
+
+def memory_table(ops, dataset: "str | data.DataSpec" = "cifar10", channels: int = 16,
+                 cells_per_stage: int = 5, dtype: str = "int8") -> tuple[np.ndarray, np.ndarray]:
+  """(flash, peak SRAM) bytes of many cells: ``ops`` (n, 6) operator indices -> two (n,) int64.
+
+  Dead operators are removed for all cells at once and each distinct live cell is walked once.
+  """
+  ops = np.asarray(ops, np.int64).reshape(-1, space.NUM_EDGES)
+  masks = np.eye(space.NUM_OPS)[ops]
+  live = cell_graph.live_mask(masks, np)
+  live_codes = np.where(live[np.arange(len(ops))[:, None], np.arange(space.NUM_EDGES), ops] > 0,
+                        ops, _NONE)
+  spec = data.as_spec(dataset)
+  uniq, inverse = np.unique(live_codes, axis=0, return_inverse=True)
+  flash = np.empty(len(uniq), np.int64)
+  sram = np.empty(len(uniq), np.int64)
+  for i, u in enumerate(uniq):
+    m = _memory(tuple(int(o) for o in u), spec, channels, cells_per_stage)
+    flash[i], sram[i] = m[f"flash_bytes_{dtype}"], m[f"peak_sram_bytes_{dtype}"]
+  inverse = np.asarray(inverse).reshape(-1)
+  return flash[inverse], sram[inverse]
 
 
 def deployment_memory(arch, dataset: "str | data.DataSpec" = "cifar10", channels: int = 16,
@@ -175,3 +211,58 @@ def live_ops(arch) -> tuple[int, ...]:
   a = space.to_arch(arch)
   live = cell_graph.live_mask(a.to_mask(), np)
   return tuple(o if live[e, o] > 0 else _NONE for e, o in enumerate(a.ops))
+
+
+def _pareto_cells(ops: np.ndarray, flash: np.ndarray, sram: np.ndarray) -> np.ndarray:
+  """The cells of ``ops`` that no other cell beats in both flash and SRAM (one per pair)."""
+  order = np.lexsort((sram, flash))
+  keep, best = [], None
+  for i in order:
+    if best is None or sram[i] < best:
+      keep.append(i)
+      best = sram[i]
+  return ops[np.array(keep, np.int64)]
+
+
+def fitting_networks(ops, dataset, channels: int, cells_per_stage: int, sram_bytes: int,
+                     flash_bytes: int, dtype: str = "int8") -> dict[str, "int | None"]:
+  """What network would fit an MCU when none of the cells ``ops`` (n, 6) does at this size.
+
+  The candidates are the cells of ``ops`` that are cheapest in memory at this size (none beaten
+  in both flash and SRAM); each field changes one size and keeps the others:
+
+  Returns:
+    ``channels``: the largest C below ``channels`` at which one of them fits (None: not even
+    C=1); ``cells_per_stage``: the largest N below ``cells_per_stage`` (only flash depends on
+    N); ``image_size``: the largest side below the given one, a multiple of 4 and at least 8;
+    ``channels_at_one_cell``: the largest C with N = 1 (for when no single change fits).
+    Memory grows with each of them, so the first fit counting down is the largest.
+  """
+  spec = data.as_spec(dataset)
+  ops = np.asarray(ops, np.int64).reshape(-1, space.NUM_EDGES)
+  flash, sram = memory_table(ops, spec, channels, cells_per_stage, dtype)
+  cand = _pareto_cells(ops, flash, sram)
+
+  def fits(spec_, c, n):
+    f, s = memory_table(cand, spec_, c, n, dtype)
+    return bool(np.any((f <= flash_bytes) & (s <= sram_bytes)))
+
+  def largest(values, fn):
+    return next((v for v in values if fn(v)), None)
+
+  return {
+      "channels": largest(range(channels - 1, 0, -1), lambda c: fits(spec, c, cells_per_stage)),
+      "cells_per_stage": largest(range(cells_per_stage - 1, 0, -1),
+                                 lambda n: fits(spec, channels, n)),
+      "image_size": largest(range(spec.image_size - 4, 7, -4), lambda s: fits(
+          dataclasses.replace(spec, image_size=s, pad=data.default_pad(s)), channels,
+          cells_per_stage)),
+      "channels_at_one_cell": largest(range(channels, 0, -1), lambda c: fits(spec, c, 1)),
+  }
+
+
+def stem_output_bytes(dataset, channels: int, dtype: str = "int8") -> int:
+  """Bytes of the stem's output, image_size^2 x C: the largest map of stage 0, which every cell
+  reads and no cell choice shrinks."""
+  s = data.as_spec(dataset).image_size
+  return s * s * channels * BYTES[dtype]

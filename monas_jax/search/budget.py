@@ -25,12 +25,9 @@ def _memory_tables(dataset, dtype: str, channels: int = 16, cells_per_stage: int
                    ) -> tuple[np.ndarray, np.ndarray]:
   """(flash, peak SRAM) bytes of every cell, lexicographic order (base-5 operator code), for the
   C = channels, N = cells_per_stage network on ``dataset``'s input (name or data.DataSpec)."""
-  flash, sram = [], []
-  for ops in space.all_ops_lexicographic():
-    m = cost.deployment_memory(ops, dataset, channels, cells_per_stage)
-    flash.append(m[f"flash_bytes_{dtype}"])
-    sram.append(m[f"peak_sram_bytes_{dtype}"])
-  return np.array(flash, np.int64), np.array(sram, np.int64)
+  from monas_jax.hardware import memory
+  ops = np.array(list(space.all_ops_lexicographic()), np.int64)
+  return memory.memory_table(ops, dataset, channels, cells_per_stage, dtype)
 
 
 def _codes(ops: np.ndarray) -> np.ndarray:
@@ -117,7 +114,40 @@ class Budget:
     raise BudgetError("no cell of the search space meets the budget together ("
                       + "; ".join(parts) + f"; {self.dtype} deployment, {spec.name} input "
                       f"{spec.image_size}x{spec.image_size}x{spec.channels}, C={self.channels}, "
-                      f"N={self.cells_per_stage})")
+                      f"N={self.cells_per_stage})" + self._memory_advice(c))
+
+  def _memory_advice(self, c: dict[str, np.ndarray]) -> str:
+    """Where no reachable cell fits the MCU's memory whatever its latency: which C, N or image
+    size would (``memory.fitting_networks``); the search itself cannot shrink the stem's output.
+    Empty where memory is not what fails."""
+    if self.sram_bytes is None and self.flash_bytes is None:
+      return ""
+    fit = ((c["flash_bytes"] <= (self.flash_bytes or np.inf))
+           & (c["peak_sram_bytes"] <= (self.sram_bytes or np.inf)))
+    if fit.any():
+      return ""
+    from monas_jax.hardware import memory
+    spec = data.as_spec(self.dataset)
+    f = memory.fitting_networks(c["ops"], spec, self.channels, self.cells_per_stage,
+                                self.sram_bytes or np.iinfo(np.int64).max,
+                                self.flash_bytes or np.iinfo(np.int64).max, self.dtype)
+    s, n = spec.image_size, self.cells_per_stage
+    stem = memory.stem_output_bytes(spec, self.channels, self.dtype)
+    ways = []
+    if f["channels"] is not None:
+      ways.append(f"config.network.channels <= {f['channels']} (at N={n}, {s}x{s})")
+    if f["cells_per_stage"] is not None:
+      ways.append(f"config.network.cells_per_stage <= {f['cells_per_stage']} (at "
+                  f"C={self.channels}, {s}x{s})")
+    if f["image_size"] is not None:
+      ways.append(f"config.image_size <= {f['image_size']} (at C={self.channels}, N={n})")
+    if not ways and f["channels_at_one_cell"] is not None:
+      ways.append(f"config.network.channels <= {f['channels_at_one_cell']} with "
+                  f"config.network.cells_per_stage = 1 (at {s}x{s})")
+    advice = ("would fit: " + ", or ".join(ways) if ways else
+              "no smaller C, N or image size fits this MCU either")
+    return (f"; the stem's output alone is {s}x{s}x{self.channels} = {stem} B in {self.dtype}, "
+            f"which no cell changes; {advice}")
 
 
 def from_config(config) -> Budget:
