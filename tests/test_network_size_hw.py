@@ -70,7 +70,7 @@ def test_scaled_network_op_table_by_hand():
   assert latency.estimate_ms(p, CONV3) == pytest.approx(6 * ms["nor_conv_3x3"] * 9 / 15)
   # Skip connections move C_s H_s W_s elements: 1/2 x 4 = 2x per cell.
   assert latency.estimate_ms(p, SKIPS) == pytest.approx(6 * ms["skip_connect"] * 2 * 9 / 15)
-  assert latency.latency_provenance(p) .startswith(
+  assert latency.latency_provenance(p).startswith(
       "scaled from stm32l432 measured at 32x32x3, C=16, N=5 to 64x64x3, C=8, N=3")
 
 
@@ -132,9 +132,9 @@ def test_a_table_fitted_at_the_users_size_is_used_there_unscaled(tmp_path):
   at48 = latency.network_profile("stm32l432", GRAY48, 8, 3)
   ops = _ops(40, seed=3)
   meas = tmp_path / "m.csv"
+  times = latency.estimate_many_ms(at48, ops)
   meas.write_text("arch_str,latency_ms\n" + "".join(
-      f"{space.ops_to_arch_str(o)},{float(v)!r}\n" for o, v in zip(ops, latency.estimate_many_ms(at48,
-                                                                                          ops))))
+      f"{space.ops_to_arch_str(o)},{float(v)!r}\n" for o, v in zip(ops, times)))
   out = tmp_path / "mine.json"
   proc = subprocess.run(
       [sys.executable, "-m", "experiments.latency", "fit", f"--measurements={meas}",
