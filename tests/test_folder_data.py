@@ -397,7 +397,9 @@ def test_memory_search_that_cannot_fit_says_what_would_before_any_compile(gray48
 
 def test_memory_search_at_a_size_that_fits_returns_a_cell_that_fits(gray48, tmp_path):
   c = _stm32l432(folder_config(gray48), 8, 3)
-  c.search.latency_weight = 0.3  # L from the stm32l432 table scaled to 48x48x1, C=8, N=3
+  # Costs only (lambda + mu = 1: K and R have no weight and nothing large compiles); the
+  # budget and L from the stm32l432 table scaled to 48x48x1, C=8, N=3 decide every round.
+  c.search.flops_weight, c.search.latency_weight = 0.5, 0.5
   res = search_cmd.run(c, str(tmp_path / "run"), echo=lambda s: None)
   cell = res["cell"]
   assert cell["fits"]["stm32l432"]
@@ -405,5 +407,5 @@ def test_memory_search_at_a_size_that_fits_returns_a_cell_that_fits(gray48, tmp_
   assert cell["latency_provenance"]["stm32l432"].startswith(
       "scaled from stm32l432 measured at 32x32x3, C=16, N=5 to 48x48x1, C=8, N=3")
   prunes = [r for r in res["rounds"] if r["kind"] == "prune"]
-  assert prunes and all("L" in r["indicators"] and r["weights"]["L"] == pytest.approx(0.3)
+  assert prunes and all("L" in r["indicators"] and r["weights"]["L"] == pytest.approx(0.5)
                         for r in prunes)

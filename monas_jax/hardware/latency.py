@@ -157,11 +157,6 @@ def cheapest_cell(profile, mask) -> tuple[space.Arch, float]:
 # ---------------------------------------------------------------------------------------------
 # Where the tables apply.
 
-# The network every built-in table was measured or derived for (profiles' provenance).
-TABLE_NETWORK = "C=16, N=5, RGB input of 32x32 (NAS-Bench-201's network; ImageNet16-120's 16x16 " \
-    "is given the same table, as MONAS does)"
-
-
 def target_network(dataset, image_size: int, image_channels: int = 3, channels: int = 16,
                    cells_per_stage: int = 5) -> MeasuredNetwork:
   """The network whose latency a table must give, for ``scale_to_network``.

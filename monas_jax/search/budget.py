@@ -13,7 +13,6 @@ from typing import Optional
 import numpy as np
 
 from monas_jax import data, space
-from monas_jax.proxies import cost
 
 
 class BudgetError(ValueError):
