@@ -66,6 +66,7 @@ def test_smoke_search_compiles_each_function_once(events, monkeypatch, tmp_path)
   assert len(made) == 4
   assert events.trace["fn"] == len(made), dict(events.trace)
   assert events.compile["jit(fn)"] == len(made), dict(events.compile)
+  assert first["seconds"]["compile"] > 0 and first["seconds"]["compute"] > 0
   # Rounds 2 and 3 reuse everything compiled up to the end of round 1.
   assert after_round[3] == after_round[1], (after_round[3][1] - after_round[1][1])
   assert first["compilation_cache"]["requests"] >= 0 and "enabled" in first["compilation_cache"]

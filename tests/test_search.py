@@ -141,7 +141,10 @@ def test_smoke_search_writes_result(smoke_run):
             "params_M", "flash_bytes_int8", "peak_sram_bytes_int8"):
     assert k in cell
   assert set(cell["latency_ms"]) == set(latency.builtin_profiles())
-  assert result["seconds"]["compile"] > 0 and result["seconds"]["compute"] > 0
+  # Compile seconds are those this search spent: 0 when an earlier test in this process compiled
+  # the same shapes (evaluators are shared across data of one shape); test_compile_once checks
+  # that a search that compiles records it.
+  assert result["seconds"]["compile"] >= 0 and result["seconds"]["compute"] > 0
   assert result["config"]["search"]["repeats"] == 1 and result["seed"] == 0
   assert "bundled" in result["data_source"] and result["versions"]["jax"]
   assert any("bundled sample" in line for line in lines)
