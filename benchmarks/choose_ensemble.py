@@ -20,7 +20,6 @@ ranks). Takes about a minute on 2 cores.
 import argparse
 import glob
 import itertools
-import json
 import os
 import sys
 
@@ -29,7 +28,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from experiments.score_space import sample_cells  # noqa: E402
+from experiments.score_space import read_records, sample_cells  # noqa: E402
 from monas_jax import benchmark, config as config_lib  # noqa: E402
 from monas_jax.search import compose, topk  # noqa: E402
 
@@ -37,16 +36,14 @@ DATASETS = ("cifar10", "cifar100", "imagenet16_120")
 CANDIDATES = ("expressivity", "progressivity", "trainability", "synflow", "meco", "flops")
 
 
-def read_records(path: str) -> dict[str, dict[int, float]]:
+def read_values(path: str) -> dict[str, dict[int, float]]:
   """proxy name -> {NAS-Bench-201 index: value} from every zc.*.jsonl under ``path``."""
   vals: dict[str, dict[int, float]] = {}
-  for f in sorted(glob.glob(os.path.join(path, "zc.*.jsonl"))):
-    with open(f) as fh:
-      for line in fh:
-        r = json.loads(line)
-        for k, v in r.items():
-          if k not in ("nb201_index", "arch_str", "seconds"):
-            vals.setdefault(k, {})[r["nb201_index"]] = v
+  for f in sorted(glob.glob(os.path.join(path, "zc.*.jsonl"))):  # one file per proxy group
+    for i, r in read_records(f).items():
+      for k, v in r.items():
+        if k not in ("nb201_index", "arch_str", "seconds"):
+          vals.setdefault(k, {})[i] = v
   return vals
 
 
@@ -58,7 +55,7 @@ def main():
   a = ap.parse_args()
   t = benchmark.load_table()
   cells = sample_cells(1000, 0)
-  vals = read_records(a.records)
+  vals = read_values(a.records)
   values = {n: np.array([vals[n][int(i)] for i in cells]) for n in CANDIDATES if n != "flops"}
   values["flops"] = t.columns["flops_c10_M"][cells]
   valid = t.columns["cifar10_valid_valid_acc"][cells]

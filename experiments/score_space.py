@@ -55,7 +55,9 @@ def condition_numbers(eigvals_ascending: np.ndarray, max_index: int) -> np.ndarr
                   np.where((ev[:, :max_index + 1] <= 0) | np.isinf(k), big, k))
 
 
-def _read_jsonl(pattern: str) -> dict[int, dict]:
+def read_records(pattern: str) -> dict[int, dict]:
+  """NAS-Bench-201 index -> its record, from every JSON-lines file matching ``pattern`` (a line cut
+  by a crash is skipped: its cell is scored again)."""
   out = {}
   for path in sorted(glob.glob(pattern)):
     with open(path) as f:
@@ -70,7 +72,7 @@ def _read_jsonl(pattern: str) -> dict[int, dict]:
 
 def _score(config, cells, path, images, echo, desc, with_regions):
   """Appends one record per cell not yet in any shard's file matching ``path``."""
-  done = _read_jsonl(path.replace(config_shard(config), "shard*"))
+  done = read_records(path.replace(config_shard(config), "shard*"))
   todo = [int(i) for i in cells if int(i) not in done]
   if not todo:
     return
@@ -131,7 +133,7 @@ def _score_proxies(config, cells, workdir, data_arg, echo, names):
   shard = config_shard(config)
   for tag, members in proxy_groups(names):
     path = os.path.join(workdir, f"zc.{tag}.{shard}.jsonl")
-    done = _read_jsonl(path.replace(shard, "shard*"))
+    done = read_records(path.replace(shard, "shard*"))
     todo = [int(i) for i in cells if int(i) not in done]
     if not todo:
       continue
@@ -151,7 +153,7 @@ def read_proxies(workdir: str, names) -> dict[str, dict[int, float]]:
   """proxy name -> {nb201 index: value} from every shard's zc files in ``workdir``."""
   out = {}
   for tag, members in proxy_groups(names):
-    recs = _read_jsonl(os.path.join(workdir, f"zc.{tag}.shard*.jsonl"))
+    recs = read_records(os.path.join(workdir, f"zc.{tag}.shard*.jsonl"))
     for m in members:
       if m in names:
         out[m] = {i: r[m] for i, r in recs.items()}
@@ -300,7 +302,7 @@ def report(config, workdir, cells, source, echo) -> dict | None:
     corr["composed"] = dict(corr["ensemble"]) if "ensemble" in corr else {}
     _write_proxy_report(config, workdir, corr, seconds, len(idx), source, echo)
     return corr
-  recs = _read_jsonl(os.path.join(workdir, "records.shard*.jsonl"))
+  recs = read_records(os.path.join(workdir, "records.shard*.jsonl"))
   missing = [int(i) for i in cells if int(i) not in recs]
   if missing:
     echo(f"{len(cells) - len(missing)} of {len(cells)} cells scored; run the other shards, then "
@@ -329,7 +331,7 @@ def report(config, workdir, cells, source, echo) -> dict | None:
   batch_sweep = {}
   for b in config.score.batch_sizes if len(sweep_idx) else ():  # sweep_cells = 0: no sweep
     # The main records hold the configured batch size; the others have files of their own.
-    br = recs if b == config.ntk.batch_size else _read_jsonl(
+    br = recs if b == config.ntk.batch_size else read_records(
         os.path.join(workdir, f"batch{b}.shard*.jsonl"))
     if any(int(i) not in br for i in sweep_idx):
       continue
