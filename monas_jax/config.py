@@ -25,19 +25,12 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
       for tests).
   """
   arg = arg or ""
-  if dataset not in DATASETS:
-    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+  # dataset, data_dir (None: the bundled sample images; for 'folder' the image folder or the
+  # .npz), image_size (None: the dataset's own), image_channels, norm_mean/norm_std (None:
+  # NAS-Bench-201's, or computed from the training split), num_classes (from the data), seed.
+  c = data.command_config(dataset)
   if arg not in VARIANTS:
     raise ValueError(f"config variant must be one of {VARIANTS}, got {arg!r}")
-  c = ml_collections.ConfigDict()
-  c.dataset = dataset
-  # Directory holding the official dataset files; None uses the bundled sample images. For
-  # dataset 'folder': the image folder (train/<class>/..., test/<class>/...) or the .npz file.
-  c.data_dir = ml_collections.FieldReference(None, field_type=str)
-  # image_size (None: the dataset's own), image_channels (1 or 3), norm_mean/norm_std (None:
-  # NAS-Bench-201's, or computed from the training split), num_classes (from the data).
-  data.add_config_fields(c, dataset)
-  c.seed = 0
 
   # The network that will be deployed: channels C of the first stage and cells N per stage. The
   # search's hardware terms (FLOPs, latency, memory budget) and the cell's record are for it;

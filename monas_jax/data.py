@@ -721,6 +721,23 @@ def load_user_dataset(data_dir: str | os.PathLike, image_size: int, channels: in
 USER_DATASETS = ("folder",)
 
 
+def command_config(dataset: str):
+  """The fields every command's config starts with, in a new unlocked ConfigDict: ``dataset``,
+  ``data_dir`` (None: the bundled sample), the data fields of ``add_config_fields`` and
+  ``seed`` (0). Raises ValueError for a dataset outside DATASETS + USER_DATASETS."""
+  import ml_collections
+  known = DATASETS + USER_DATASETS
+  if dataset not in known:
+    raise ValueError(f"dataset must be one of {known}, got {dataset!r}")
+  c = ml_collections.ConfigDict()
+  c.dataset = dataset
+  # The dataset's files (None: the bundled sample); for 'folder' the image folder or the .npz.
+  c.data_dir = ml_collections.FieldReference(None, field_type=str)
+  add_config_fields(c, dataset)
+  c.seed = 0
+  return c
+
+
 def add_config_fields(c, dataset: str) -> None:
   """Adds the data fields every command's config shares to ``c`` (an unlocked ConfigDict).
 

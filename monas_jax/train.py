@@ -49,17 +49,9 @@ def default_config(dataset: str = "cifar10") -> ml_collections.ConfigDict:
 
   Every field can be overridden from the command line, e.g. ``--config.train.epochs=1``.
   """
-  known = data.DATASETS + data.USER_DATASETS
-  if dataset not in known:
-    raise ValueError(f"dataset must be one of {known}, got {dataset!r}")
-  c = ml_collections.ConfigDict()
-  c.dataset = dataset
-  # Directory holding the official dataset files; None trains on the bundled sample (announced).
-  # For dataset 'folder': the image folder or .npz (data.load_user_dataset).
-  c.data_dir = ml_collections.FieldReference(None, field_type=str)
-  # image_size, image_channels, norm_mean/norm_std, num_classes: as in the search's config.
-  data.add_config_fields(c, dataset)
-  c.seed = 0
+  # dataset, data_dir (None trains on the bundled sample, announced), image_size,
+  # image_channels, norm_mean/norm_std, num_classes (as in the search's config), seed.
+  c = data.command_config(dataset)
   t = c.train = ml_collections.ConfigDict()
   t.channels = 16  # C
   t.cells_per_stage = 5  # N
