@@ -1,10 +1,13 @@
 r"""The memory model meets the exported int8 models: estimate vs ONNX, per cell.
 
   python benchmarks/memory_check.py [--cells=12] [--out=runs/memory_check]
+  python benchmarks/memory_check.py --image_size=64 --image_channels=1 --channels=8 \
+      --cells_per_stage=3 --out=runs/memory_check-64g-c8n3      # a second size (issue 22)
 
 For each cell (the CIFAR-10 and CIFAR-100 optima, a pooling-and-skip cell, a cell whose output is
-zero, then random cells) it exports the C=16, N=5 CIFAR-10 network (initialisation weights: sizes
-do not depend on the values) to ONNX and int8 (monas_jax.export), and compares
+zero, then random cells) it exports the CIFAR-10 network (C=16, N=5 on 32x32 RGB unless given;
+the bundled images resized with data.fit_images; initialisation weights: sizes do not depend on
+the values) to ONNX and int8 (monas_jax.export), and compares
 ``hardware.memory.deployment_memory`` with
 - flash: the bytes of the int8 model's initializers (int8 weights, int32 biases, float32 scales
   and zero points), and the same less what the QDQ format stores that a runtime does not
@@ -48,23 +51,37 @@ def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--cells", type=int, default=12)
   ap.add_argument("--out", default="runs/memory_check")
+  ap.add_argument("--image_size", type=int, default=32)
+  ap.add_argument("--image_channels", type=int, default=3, choices=(1, 3))
+  ap.add_argument("--channels", type=int, default=16)
+  ap.add_argument("--cells_per_stage", type=int, default=5)
   a = ap.parse_args()
   rng = np.random.default_rng(0)
   archs = [space.Arch.from_string(s) for s in FIXED]
   while len(archs) < a.cells:
     archs.append(space.Arch(tuple(int(o) for o in rng.integers(0, space.NUM_OPS, space.NUM_EDGES))))
   c = train.default_config("cifar10")
+  c.train.channels, c.train.cells_per_stage = a.channels, a.cells_per_stage
+  c.image_size, c.image_channels = a.image_size, a.image_channels
+  # The 32x32 RGB spec's classes and statistics at the asked input (the statistics only scale
+  # the calibration images, which do not change sizes).
+  spec = data.DataSpec("cifar10", a.image_size, a.image_channels, 10,
+                       tuple(data.MEAN["cifar10"])[:a.image_channels],
+                       tuple(data.STD["cifar10"])[:a.image_channels], data.default_pad(a.image_size))
+  if (a.image_size, a.image_channels) != (32, 3):
+    c.num_classes, c.norm_mean, c.norm_std = 10, spec.mean, spec.std
   x, _, _ = data.load_images("cifar10", None)
-  xn = np.asarray(data.normalize(x[:16], "cifar10"))
+  x = data.fit_images(x[:16], a.image_size, a.image_channels, "the bundled sample")
+  xn = np.asarray(data.normalize(x, spec))
   rows = []
   for i, arch in enumerate(archs):
     net = train.make_network(c, arch)
     st = train.init_state(c, net, train.make_optimizer(c, 1), jax.random.key(i))
     rec = export.export_cell(ops=arch.ops, params=jax.device_get(st.params),
-                             batch_stats=jax.device_get(st.batch_stats), channels=16,
-                             cells_per_stage=5, num_classes=10, check_images=xn[:2],
+                             batch_stats=jax.device_get(st.batch_stats), channels=a.channels,
+                             cells_per_stage=a.cells_per_stage, num_classes=10, check_images=xn[:2],
                              calibration_images=xn, out_dir=os.path.join(a.out, f"cell{i}"))
-    est = memory.deployment_memory(arch, "cifar10")
+    est = memory.deployment_memory(arch, spec, a.channels, a.cells_per_stage)
     row = {"arch_str": arch.to_string(), "max_abs_diff": rec["max_abs_diff"],
            "flash_estimate": est["flash_bytes_int8"], "flash_onnx": rec["int8_bytes"],
            "flash_onnx_by_dtype": rec["weight_bytes_by_dtype"],
@@ -76,7 +93,9 @@ def main():
           f"{100 * (row['flash_estimate'] / dep - 1):+.1f} % | "
           f"{row['sram_estimate']} | {row['sram_onnx']} | "
           f"{100 * (row['sram_estimate'] / row['sram_onnx'] - 1):+.1f} % |", flush=True)
-  io.write_json_atomic(os.path.join(a.out, "memory_check.json"), {"rows": rows, **io.environment()})
+  io.write_json_atomic(os.path.join(a.out, "memory_check.json"), {"rows": rows, "network": {"image_size": a.image_size, "image_channels": a.image_channels,
+                                         "channels": a.channels, "cells_per_stage": a.cells_per_stage},
+                             **io.environment()})
 
 
 if __name__ == "__main__":
