@@ -55,6 +55,7 @@ def test_condition_numbers_from_spectrum():
   assert neg[1, 0] == 1e5  # 0 / 0 is NaN: TE-NAS's 1e5
 
 
+@pytest.mark.slow
 def test_score_space_smoke_resumes_and_reports(tmp_path):
   c = config_lib.make_config("cifar10", "smoke")
   c.score.batch_sizes = (c.ntk.batch_size,)  # no extra compile in the fast suite
@@ -165,7 +166,10 @@ def test_score_space_command_runs_no_batch_size_sweep_unasked(tmp_path):
   p = subprocess.run([sys.executable, "-m", "experiments.score_space",
                       "--config=configs/cifar10.py", "--config.num_cells=3",
                       "--config.score.ntk=False", "--config.score.proxies=('meco',)",
-                      "--config.score.extra_proxies=()", f"--workdir={tmp_path}"],
+                      "--config.score.extra_proxies=()", f"--workdir={tmp_path}",
+                      # A small scoring network (the default's sweep_cells is what is checked).
+                      "--config.zc.channels=4", "--config.zc.cells_per_stage=1",
+                      "--config.zc.batch_size=8"],
                      cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert p.returncode == 0, p.stderr[-2000:]
   assert "batch-size sweep" not in p.stdout + p.stderr
@@ -176,7 +180,10 @@ def test_score_space_command_runs_no_batch_size_sweep_unasked(tmp_path):
 def test_sweep_command_shows_and_records_the_data_source(tmp_path):
   p = subprocess.run([sys.executable, "-m", "experiments.sweep",
                       "--config=configs/cifar10.py:smoke", "--seeds=0,1", "--settings=baseline",
-                      f"--workdir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                      # The command, not the indicators: FLOPs alone compiles in seconds.
+                      "--config.search.mode=ensemble", "--config.ensemble.indicators=('flops',)",
+                      "--config.ensemble.weights=(1.0,)", f"--workdir={tmp_path}"],
+                     cwd=ROOT, capture_output=True, text=True,
                      timeout=900)
   assert p.returncode == 0, p.stderr[-2000:]
   assert "data: no config.data_dir given, using the bundled sample" in p.stdout

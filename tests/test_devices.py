@@ -63,6 +63,7 @@ def _run(names: str) -> dict:
   return out
 
 
+@pytest.mark.slow
 def test_sharded_evaluator_equals_one_device():
   _run("flops,regions")
 

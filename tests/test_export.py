@@ -93,6 +93,7 @@ def test_avg_pool_nchw_equals_flax():
   np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_folded_nchw_network_equals_linen_network(images):
   """What is exported (folded, NCHW, pooling by window sums) computes the Linen network."""
   x = images[0][:8]
@@ -104,6 +105,16 @@ def test_folded_nchw_network_equals_linen_network(images):
     np.testing.assert_allclose(y, ref, atol=2e-5, rtol=0, err_msg=str(ops))
 
 
+def test_onnx_matches_jax_for_every_operator_on_every_edge(images, tmp_path):
+  # Five cells, cell k with operator (k + e) mod 5 on edge e: each operator on each edge once.
+  cells = [tuple((k + e) % space.NUM_OPS for e in range(space.NUM_EDGES))
+           for k in range(space.NUM_OPS)]
+  diffs = [check_cell(ops, 4, 1, images, tmp_path, jax.random.key(i))
+           for i, ops in enumerate(cells)]
+  assert max(diffs) <= export.MAX_ABS_DIFF, diffs
+
+
+@pytest.mark.slow
 def test_onnx_matches_jax_for_20_random_small_cells(images, tmp_path):
   diffs = [check_cell(ops, 4, 1, images, tmp_path, jax.random.key(i))
            for i, ops in enumerate(random_cells(20, 0))]
@@ -118,6 +129,7 @@ def test_onnx_matches_jax_for_20_random_full_size_cells(images, tmp_path):
   assert max(diffs) <= export.MAX_ABS_DIFF, diffs
 
 
+@pytest.mark.slow
 def test_full_size_cell_exports_quantises_and_measures(images, tmp_path):
   ops = space.Arch.from_string(C100_OPT).ops
   params, stats = random_variables(ops, 16, 5, jax.random.key(7))

@@ -288,6 +288,7 @@ def test_cost_and_memory_follow_size_channels_c_and_n():
 # ---------------------------------------------------------------------------------------------
 # Consistency with configs/cifar10.py.
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["monas", "ensemble"])
 def test_sample_as_folder_finds_the_cell_of_configs_cifar10(mode, c10_folder, tmp_path):
   def smoke(c):
@@ -319,6 +320,7 @@ def test_sample_as_folder_finds_the_cell_of_configs_cifar10(mode, c10_folder, tm
 # ---------------------------------------------------------------------------------------------
 # Train and export on the grayscale folder, at the searched C and N.
 
+@pytest.mark.slow
 def test_train_then_export_a_grayscale_folder_at_its_size(gray48, tmp_path):
   pytest.importorskip("jax2onnx")
   pytest.importorskip("onnxruntime")

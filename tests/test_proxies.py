@@ -58,6 +58,7 @@ def smoke():
   return config, jnp.asarray(x[:256])
 
 
+@pytest.mark.slow
 def test_indicator_signature_and_one_compile(smoke):
   config, images = smoke
   inds = indicators.make_indicators(config)
@@ -80,6 +81,7 @@ def test_indicator_signature_and_one_compile(smoke):
       == ntk.NAN_CONDITION
 
 
+@pytest.mark.slow
 def test_ntk_fn_uses_batched_jacobian(smoke):
   """theta_fn equals empirical_ntk of the same batched forward; not a per-image vmap."""
   config, images = smoke
@@ -160,6 +162,7 @@ def test_condition_number_guards_singular_kernels():
   assert float(ntk.condition_number(jnp.array([-1e-7, 0.5, 2.0]), 1)) == pytest.approx(4.0)
 
 
+@pytest.mark.slow
 def test_float64_ntk_is_computed_in_float64(smoke):
   """eig_dtype=float64 builds J J^T in float64, equal to a float64 product of the same J."""
   _, images = smoke

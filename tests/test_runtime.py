@@ -180,6 +180,7 @@ def _launch(args, timeout):
   return outs
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_scores_of_one():
   """jax.distributed on loopback (CPU): cli.setup_runtime gives each of 2 processes the shard of
   its process index; together they score the cells of one process, with the same values."""

@@ -150,6 +150,7 @@ def test_another_config_in_the_same_workdir_is_refused(reference, split):
                              echo=lambda s: None, quiet=True)
 
 
+@pytest.mark.slow
 def test_killed_command_restarts_to_the_same_parameters(reference, tmp_path):
   """SIGKILL the command mid-epoch (any moment, even inside a checkpoint write), run it again."""
   d, _ = reference

@@ -25,6 +25,7 @@ def _mask(ops):
   return jnp.asarray(space.ops_to_mask(ops))
 
 
+@pytest.mark.slow
 def test_synflow_log_domain_equals_float64_direct(small):
   """log synflow from the block-normalised float32 pass equals log(sum |theta dR/dtheta|)
   computed directly in float64 with BatchNorm removed (zero-cost-nas's recipe)."""
@@ -92,6 +93,7 @@ def test_az_nas_trainability_one_pass_equals_per_block_vjps(small):
   assert pr == pytest.approx(min(np.diff(ent)), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_naswot_kernel_counts_agreements_of_active_relus(small):
   b, (images, labels) = small
   key = jax.random.key(1)
@@ -115,6 +117,7 @@ def test_naswot_kernel_counts_agreements_of_active_relus(small):
   assert score == pytest.approx(np.linalg.slogdet(k)[1], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_meco_modules_counts_only_the_operators_the_mask_keeps(small):
   """MeCo over every module (the authors' hooks): the supernet with a one-hot mask gives the
   standalone cell's value (same parameters, pruned operators count nowhere); a cell with
