@@ -1,7 +1,7 @@
 r"""Reproduction: synflow under a sharded ``jax.jit`` against ``shard_map`` and one device.
 
   XLA_FLAGS=--xla_force_host_platform_device_count=4 JAX_PLATFORMS=cpu \
-      timeout 600 python benchmarks/xla_repro_sharded_synflow.py [--steps=ours,init,plain]
+      timeout 600 python benchmarks/xla_repro_sharded_synflow.py [--steps=ours,forward,grad,init,plain]
 
 Context (monas_jax/search/evaluate.py): BatchEvaluator splits a chunk of masks over the local
 devices. Written first as a jit with the mask axis sharded (XLA's SPMD partitioner splits the
@@ -11,6 +11,10 @@ vmapped function), synflow differed from one device's values by up to 8 % on dev
 Steps, from our code down to plain JAX (each prints the largest relative difference of the
 sharded jit and of shard_map from one device, per device slot):
   ours:  zero_cost.proxy_fn(smoke config, ("synflow",)) vmapped over 8 masks.
+  forward: the supernet's logits summed, |initial weights|, all-ones input, eval-mode BatchNorm
+         (no gradient, no block scaling): Network.apply directly.
+  grad:  the gradient of that sum, summed as |w| * dR/dw over the kernels (synflow without
+         its per-block scaling).
   init:  only the weights: models.initialize (the grouped, vmapped draws of every leaf) of the
          smoke supernet, reduced per mask to sum(mask-independent |w|) * sum(mask).
   plain: plain JAX: jax.vmap over masks of a function that draws its weights with
@@ -57,7 +61,7 @@ def compare(name, fn, masks, *args):
 
 def main():
   ap = argparse.ArgumentParser()
-  ap.add_argument("--steps", default="ours,init,plain")
+  ap.add_argument("--steps", default="ours,forward,grad,init,plain")
   a = ap.parse_args()
   print(f"jax {jax.__version__}, {jax.device_count()} devices ({jax.devices()[0].platform}); "
         f"jax_threefry_partitionable={jax.config.jax_threefry_partitionable}")
@@ -73,6 +77,37 @@ def main():
     fn = zero_cost.proxy_fn(c, ("synflow",))
     compare("ours: synflow (smoke supernet)", lambda m, k, ik: fn(m, None, k, ik), masks, key,
             init_key)
+  if "forward" in steps or "grad" in steps:
+    from monas_jax import config as config_lib, models
+    from monas_jax.proxies import zero_cost
+    c = config_lib.make_config("cifar10", "smoke")
+    b = zero_cost.bench("cifar10", c.zc.channels, c.zc.cells_per_stage)
+    # float32 overflows without synflow's per-block scaling: these two steps run in float64
+    # (with the weights drawn in float32, as in ours, then cast).
+    jax.config.update("jax_enable_x64", True)
+    x = jnp.ones((1, b.image_size, b.image_size, b.in_channels), jnp.float64)
+    f64 = lambda t: jax.tree_util.tree_map(lambda l: l.astype(jnp.float64), t)
+
+    def logits_sum(p, m):
+      out, _ = b.net.apply({"params": p, "batch_stats": b.stats}, x, m, train=False,
+                           mutable=["batch_stats"])
+      return jnp.sum(out)
+
+    def forward(m, k):
+      p = f64(jax.tree_util.tree_map(jnp.abs, models.initialize(k, b.params, "torch_default")))
+      return logits_sum(p, m)
+
+    def grad(m, k):
+      p = f64(jax.tree_util.tree_map(jnp.abs, models.initialize(k, b.params, "torch_default")))
+      g = jax.grad(logits_sum)(p, m)
+      kernels = lambda t: [l for path, l in jax.tree_util.tree_flatten_with_path(t)[0]
+                           if getattr(path[-1], "key", None) == "kernel"]
+      return sum(jnp.sum(w * gw) for w, gw in zip(kernels(p), kernels(g)))
+
+    if "forward" in steps:
+      compare("forward: sum of logits, |weights|, ones input", forward, masks, init_key)
+    if "grad" in steps:
+      compare("grad: sum |w| dR/dw without block scaling", grad, masks, init_key)
   if "init" in steps:
     from monas_jax import config as config_lib, models
     from monas_jax.proxies import zero_cost

@@ -199,3 +199,17 @@ def test_memory_model_drops_dead_operators():
   same = "|avg_pool_3x3~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|"
   assert memory.deployment_memory(dead) == memory.deployment_memory(same)
   assert memory.deployment_memory(dead)["peak_sram_bytes_int8"] == 49152  # the ONNX graph's
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_memory_model_counts_the_pooling_window_count_maps(size):
+  """A live 3x3 average pooling adds its reciprocal window-count map to the exported graph (one
+  constant per map size: export.avg_pool_3x3_nchw, deduplicated); the flash estimate counts it
+  (benchmarks/memory_check.py compares with the exported int8 models at 32x32 and 64x64)."""
+  spec = data.DataSpec("folder", size, 1, 10, (0.5,), (0.25,), data.default_pad(size))
+  pool = "|avg_pool_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|skip_connect~1|none~2|"
+  skip = "|skip_connect~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|skip_connect~1|none~2|"
+  pixels = sum((size >> s) ** 2 for s in range(3))  # one map per stage: s, s/2, s/4 square
+  for dtype, nbytes in (("int8", 1), ("float32", 4)):
+    a, b = (memory.deployment_memory(c, spec, 8, 3)[f"flash_bytes_{dtype}"] for c in (pool, skip))
+    assert a - b == pixels * nbytes

@@ -7,7 +7,9 @@ Memory of an int8 (or float32) deployment, the method:
 - flash: every conv/dense weight at ``weight_bytes``; BatchNorm folded into the preceding conv;
   per output channel of every conv and dense layer a 4-byte bias, and in int8 a 4-byte
   requantisation multiplier; the head BatchNorm (not preceded by a conv) as a 4-byte scale and
-  shift per channel.
+  shift per channel; with a live 3x3 average pooling, its reciprocal window-count map, one
+  element per pixel of each stage's maps (the exported graph's constant; until the check at
+  64x64, benchmarks/RESULTS.md, it was left out: 1.3 KB at 32x32, 5.3 KB at 64x64 in int8).
 - dead operators (whose output cannot reach the cell output, ``live_ops``) are removed first, as
   a compiler's dead-code elimination does: they cost neither flash nor SRAM.
 - peak SRAM: activations only (weights stay in flash), from a liveness walk over the operator
@@ -56,6 +58,11 @@ def _flash_bytes(ops: tuple[int, ...], spec: data.DataSpec, dtype: str, channels
       if o in (_CONV1, _CONV3):
         k = 1 if o == _CONV1 else 3
         total += cells_per_stage * (k * k * c * c * wb + c * per_channel)
+    if _POOL in ops:
+      # The pooling's reciprocal window-count map (h_s x w_s), stored once per map size: the
+      # exported graph multiplies the window sum by it (export.avg_pool_3x3_nchw).
+      h = spec.image_size >> stage
+      total += h * h * wb
   total += 2 * c * 4  # head BatchNorm scale and shift
   n_cls = spec.num_classes
   total += c * n_cls * wb + n_cls * per_channel
