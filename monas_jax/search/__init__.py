@@ -113,8 +113,9 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
   evaluators, compile_s = [], 0.0
   chunk = config.ntk.chunk_size or default_chunk_size()
   if chunk > 1 and jax.default_backend() == "cpu":
-    # Seen on XLA:CPU (JAX 0.10.2): a vmapped chunk of 4 ensemble masks hung after compiling, at
-    # 0 % CPU (BUILD.md). One mask per call is also the fastest on CPUs.
+    # Seen on XLA:CPU (JAX 0.10.2): a vmapped chunk of 4 ensemble masks hangs after compiling, at
+    # 0 % CPU; the AZ-NAS group at C=16 is enough (benchmarks/xla_repro_chunk_hang.py, RESULTS).
+    # One mask per call is also the fastest on CPUs.
     logging.warning("ntk.chunk_size=%d with mode ensemble on the CPU: a chunk of 4 masks hung in "
                     "XLA:CPU on this project's machines; ntk.chunk_size=1 (the CPU default) is "
                     "safe and faster", chunk)
