@@ -106,8 +106,8 @@ class BatchEvaluator:
       images = jax.device_put(images, self._replicate)
       # shard_map, not a sharded jit: every device runs exactly the one-device program on its
       # slice of masks. (Letting XLA's SPMD partitioner split the vmapped function changed
-      # synflow's gradients on CPU by up to 8 % on devices other than the first: a partitioner
-      # bug in vmapped convolution gradients, reduced to plain JAX in
+      # synflow's gradients on CPU by up to 8 % on devices other than the first: vmapped
+      # convolution gradients come out wrong under a sharded jit, reduced to plain JAX in
       # benchmarks/xla_repro_sharded_conv_grad.py.)
       P = jax.sharding.PartitionSpec
       jitted = jax.jit(jax.shard_map(batched, mesh=mesh, in_specs=(P(MESH_AXIS), P(), P(), P()),
