@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from choose_ensemble import read_values  # noqa: E402
+from choose_ensemble import cell_values  # noqa: E402
 from experiments.score_space import sample_cells  # noqa: E402
 from monas_jax import benchmark, config as config_lib  # noqa: E402
 from monas_jax.hardware import latency, profiles  # noqa: E402
@@ -37,9 +37,7 @@ def main():
   t = benchmark.load_table()
   cells = sample_cells(1000, 0)
   default = tuple(config_lib.make_config("cifar10").ensemble.indicators)
-  vals = read_values(a.records)
-  values = {n: np.array([vals[n][int(i)] for i in cells]) for n in default if n != "flops"}
-  values["flops"] = t.columns["flops_c10_M"][cells]
+  values = cell_values(a.records, cells, default, t)
   acc = t.columns["cifar10_test_acc"][cells]
   ops = np.array([benchmark.arch_at(int(i)).ops for i in cells])
   lat = latency.estimate_many_ms(profiles.load_profile("stm32f746"), ops)

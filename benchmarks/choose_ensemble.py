@@ -47,6 +47,16 @@ def read_values(path: str) -> dict[str, dict[int, float]]:
   return vals
 
 
+def cell_values(path: str, cells, names, table) -> dict[str, np.ndarray]:
+  """name -> (len(cells),) values of each of ``names`` for the NAS-Bench-201 indices ``cells``:
+  the committed records under ``path``, and FLOPs (CIFAR-10, M) from the benchmark ``table``."""
+  vals = read_values(path)
+  out = {n: np.array([vals[n][int(i)] for i in cells]) for n in names if n != "flops"}
+  if "flops" in names:
+    out["flops"] = table.columns["flops_c10_M"][cells]
+  return out
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--records", default=os.path.join(ROOT, "benchmarks/results/score-c10-zc"))
@@ -55,9 +65,7 @@ def main():
   a = ap.parse_args()
   t = benchmark.load_table()
   cells = sample_cells(1000, 0)
-  vals = read_values(a.records)
-  values = {n: np.array([vals[n][int(i)] for i in cells]) for n in CANDIDATES if n != "flops"}
-  values["flops"] = t.columns["flops_c10_M"][cells]
+  values = cell_values(a.records, cells, CANDIDATES, t)
   valid = t.columns["cifar10_valid_valid_acc"][cells]
   test = {ds: benchmark.test_accuracy(ds)[cells] for ds in DATASETS}
   choose, report = np.arange(500), np.arange(500, 1000)

@@ -63,13 +63,11 @@ def main():
   c = train.default_config("cifar10")
   c.train.channels, c.train.cells_per_stage = a.channels, a.cells_per_stage
   c.image_size, c.image_channels = a.image_size, a.image_channels
-  # The 32x32 RGB spec's classes and statistics at the asked input (the statistics only scale
-  # the calibration images, which do not change sizes).
-  spec = data.DataSpec("cifar10", a.image_size, a.image_channels, 10,
-                       tuple(data.MEAN["cifar10"])[:a.image_channels],
-                       tuple(data.STD["cifar10"])[:a.image_channels], data.default_pad(a.image_size))
-  if (a.image_size, a.image_channels) != (32, 3):
-    c.num_classes, c.norm_mean, c.norm_std = 10, spec.mean, spec.std
+  # CIFAR-10's statistics at any input (they only scale the calibration images, which do not
+  # change sizes); its 10 classes come with the dataset.
+  c.norm_mean = tuple(data.MEAN["cifar10"])[:a.image_channels]
+  c.norm_std = tuple(data.STD["cifar10"])[:a.image_channels]
+  spec = data.config_spec(c)
   x, _, _ = data.load_images("cifar10", None)
   x = data.fit_images(x[:16], a.image_size, a.image_channels, "the bundled sample")
   xn = np.asarray(data.normalize(x, spec))
@@ -93,9 +91,10 @@ def main():
           f"{100 * (row['flash_estimate'] / dep - 1):+.1f} % | "
           f"{row['sram_estimate']} | {row['sram_onnx']} | "
           f"{100 * (row['sram_estimate'] / row['sram_onnx'] - 1):+.1f} % |", flush=True)
-  io.write_json_atomic(os.path.join(a.out, "memory_check.json"), {"rows": rows, "network": {"image_size": a.image_size, "image_channels": a.image_channels,
-                                         "channels": a.channels, "cells_per_stage": a.cells_per_stage},
-                             **io.environment()})
+  network = {k: getattr(a, k) for k in ("image_size", "image_channels", "channels",
+                                         "cells_per_stage")}
+  io.write_json_atomic(os.path.join(a.out, "memory_check.json"),
+                       {"rows": rows, "network": network, **io.environment()})
 
 
 if __name__ == "__main__":

@@ -93,12 +93,14 @@ def main():
                            mutable=["batch_stats"])
       return jnp.sum(out)
 
+    def abs_params(k):
+      return f64(jax.tree_util.tree_map(jnp.abs, models.initialize(k, b.params, "torch_default")))
+
     def forward(m, k):
-      p = f64(jax.tree_util.tree_map(jnp.abs, models.initialize(k, b.params, "torch_default")))
-      return logits_sum(p, m)
+      return logits_sum(abs_params(k), m)
 
     def grad(m, k):
-      p = f64(jax.tree_util.tree_map(jnp.abs, models.initialize(k, b.params, "torch_default")))
+      p = abs_params(k)
       g = jax.grad(logits_sum)(p, m)
       kernels = lambda t: [l for path, l in jax.tree_util.tree_flatten_with_path(t)[0]
                            if getattr(path[-1], "key", None) == "kernel"]
