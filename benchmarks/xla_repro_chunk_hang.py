@@ -10,6 +10,10 @@ runs in a fresh process: compile ``jit(vmap(proxy_fn(names)))`` for the chunk, t
 the bundled CIFAR-10 images. The parent samples the child's CPU time every 10 s and kills it at
 ``--limit_s``: a child that stopped using CPU for 60 s before finishing is reported as hung (a
 deadlock), one still computing as slow. Prints one line per case.
+
+The cause, found with gdb and shown without our code by benchmarks/xla_repro_lapack_deadlock.py:
+jaxlib's CPU LAPACK kernels (batched svd/eigh, AZ-NAS's) split the batch onto XLA's intra-op
+pool and block until the pieces finish; with every pool thread in such a call, none runs them.
 """
 from __future__ import annotations
 

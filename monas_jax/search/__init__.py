@@ -113,11 +113,14 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
   evaluators, compile_s = [], 0.0
   chunk = config.ntk.chunk_size or default_chunk_size()
   if chunk > 1 and jax.default_backend() == "cpu":
-    # Seen on XLA:CPU (JAX 0.10.2): a vmapped chunk of 4 ensemble masks hangs after compiling, at
-    # 0 % CPU; the AZ-NAS group at C=16 is enough (benchmarks/xla_repro_chunk_hang.py, RESULTS).
-    # One mask per call is also the fastest on CPUs.
-    logging.warning("ntk.chunk_size=%d with mode ensemble on the CPU: a chunk of 4 masks hung in "
-                    "XLA:CPU on this project's machines; ntk.chunk_size=1 (the CPU default) is "
+    # JAX 0.10.2's CPU LAPACK kernels split a batched svd/eigh onto XLA's intra-op pool and
+    # block until the pieces are done; when such calls hold every pool thread, nothing runs the
+    # pieces: a deadlock. AZ-NAS's batched svd/eigh at C=16 hit it with a chunk of 4 masks
+    # (benchmarks/xla_repro_lapack_deadlock.py shows it without our code; RESULTS). A chunk of
+    # 1 never splits, and one mask per call is also the fastest on CPUs.
+    logging.warning("ntk.chunk_size=%d with mode ensemble on the CPU: batched LAPACK calls "
+                    "(AZ-NAS's svd/eigh) can deadlock XLA:CPU's thread pool (a chunk of 4 masks "
+                    "hung on this project's machines); ntk.chunk_size=1 (the CPU default) is "
                     "safe and faster", chunk)
   key = ("ensemble", names, data.config_spec(config), config.zc.to_json(),
          config.network.to_json(), chunk)
