@@ -379,6 +379,35 @@ def test_cell_round_prunes_the_operator_whose_best_cells_score_lowest():
   assert len(drawn) == len(set(drawn)) == 256 and "cell_key" not in s2.history[-1]
 
 
+def test_cell_round_under_a_tight_budget_draws_every_operator_it_may_keep():
+  """Under a 10 ms budget most balanced-design rows break the budget; the fill covers the
+  (edge, operator) pairs drawn least, so every pair some cell within the budget uses is drawn
+  and no operator is pruned unseen (a uniform fill leaves 3x3 on some edges with no cell)."""
+  prof = latency.load_profile("stm32f746")
+  b = budget_lib.Budget(profile=prof, latency_ms=10.0)
+  mask = space.full_mask()
+  cells = b.within(mask)
+  assert len({(e, o) for c in cells.tolist() for e, o in enumerate(c)}) == 30
+
+  def counts(cover, seed):
+    drawn = search_lib.ensemble.balanced_draw(cells, mask, 32, np.random.default_rng(seed),
+                                             cover=cover)
+    assert len({tuple(c) for c in drawn.tolist()}) == 32 and b.meets(drawn).all()
+    n = np.zeros((space.NUM_EDGES, space.NUM_OPS), int)
+    for c in drawn.tolist():
+      n[np.arange(space.NUM_EDGES), c] += 1
+    return n
+
+  assert min(counts(True, s).min() for s in range(5)) >= 1
+  assert min(counts(False, s).min() for s in range(5)) == 0
+  table = np.zeros((space.NUM_EDGES, space.NUM_OPS))
+  settings = search_lib.EnsembleSettings(
+      evaluators=(_table_evaluator({"synflow": table}),), directions={"synflow": True},
+      weights={"synflow": 1.0}, strategy="cells", budget=b)
+  rec = search_lib.ensemble.cell_round(search_lib.initial_state(0), settings).history[-1]
+  assert min(c["cells"] for c in rec["candidates"]) >= 1
+
+
 def _hw_final(cost_weights, acc_weights=None):
   """Final round over 64 cells (1x1 or 3x3 conv per edge) with a flat accuracy indicator, FLOPs
   and latency tables where 3x3 costs more on every edge; returns the chosen ops."""

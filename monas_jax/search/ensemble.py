@@ -245,11 +245,15 @@ def _unseen(ops: np.ndarray, seen) -> np.ndarray:
 
 
 def balanced_draw(cells: np.ndarray, mask: np.ndarray, count: int,
-                  rng: np.random.Generator) -> np.ndarray:
+                  rng: np.random.Generator, cover: bool = False) -> np.ndarray:
   """Up to ``count`` distinct rows of ``cells`` (m, 6), drawn so that every active operator of
   each edge of ``mask`` appears about equally often (each edge's column of a balanced design is
-  a random permutation of its operators repeated; design rows not in ``cells`` are replaced by
-  uniform draws from the rest). Balance keeps the per-operator comparisons of a round fair."""
+  a random permutation of its operators repeated). Design rows not in ``cells`` are replaced by
+  uniform draws from the rest, or with ``cover`` by a cell that uses the (edge, operator) pair
+  drawn least so far (ties at random; pairs no remaining cell uses are skipped). Balance keeps
+  the per-operator comparisons of a round fair; ``cover`` keeps it under a budget, where most
+  design rows break the budget and uniform draws from the cells within it would leave costly
+  operators (a 3x3 convolution at 10 ms) with no cell at all, to be pruned unseen."""
   count = min(count, len(cells))
   index = {tuple(c): i for i, c in enumerate(cells.tolist())}
   design = []
@@ -263,9 +267,34 @@ def balanced_draw(cells: np.ndarray, mask: np.ndarray, count: int,
     if i is not None and i not in chosen:
       chosen.append(i)
   rest = np.setdiff1d(np.arange(len(cells)), chosen)
-  fill = rng.choice(rest, count - len(chosen), replace=False) if count > len(chosen) else []
+  if cover:
+    chosen += _cover_fill(cells, chosen, rest, count - len(chosen), rng)
+    fill = []
+  else:
+    fill = rng.choice(rest, count - len(chosen), replace=False) if count > len(chosen) else []
   return cells[np.sort(np.concatenate([np.asarray(chosen, np.int64),
                                        np.asarray(fill, np.int64)]))]
+
+
+def _cover_fill(cells: np.ndarray, chosen: list, rest: np.ndarray, n: int,
+                rng: np.random.Generator) -> list:
+  """``n`` indices from ``rest``, each a random cell using the (edge, op) pair of ``cells``
+  that the chosen ones use least (ties broken at random)."""
+  counts = np.zeros((space.NUM_EDGES, space.NUM_OPS))
+  for c in cells[chosen].tolist():
+    counts[np.arange(space.NUM_EDGES), c] += 1
+  rest, out = list(rest), []
+  for _ in range(max(n, 0)):
+    avail = cells[rest]
+    used = np.zeros((space.NUM_EDGES, space.NUM_OPS), bool)
+    used[np.repeat(np.arange(space.NUM_EDGES), len(avail)), avail.T.ravel()] = True
+    pairs = np.argwhere(used)
+    low = counts[pairs[:, 0], pairs[:, 1]]
+    e, o = pairs[rng.choice(np.flatnonzero(low == low.min()))]
+    j = rest.pop(int(rng.choice(np.flatnonzero(avail[:, e] == o))))
+    counts[np.arange(space.NUM_EDGES), cells[j]] += 1
+    out.append(j)
+  return out
 
 
 def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) -> SearchState:
@@ -279,7 +308,8 @@ def cell_round(state: SearchState, settings: EnsembleSettings, progress=None) ->
   seen = {tuple(o) for o in old_ops.tolist()}
   fresh = _unseen(_scorable(mask, settings), seen)
   rng = np.random.default_rng(_key_data(round_key))
-  new = balanced_draw(fresh, mask, settings.cells_per_round, rng)
+  new = balanced_draw(fresh, mask, settings.cells_per_round, rng,
+                      cover=settings.budget is not None and settings.budget.active)
   take = len(new)
   values = (_evaluate(new, settings, cell_key, progress, state.round + 1) if take
             else {n: np.zeros(0) for n in old_values})
