@@ -340,3 +340,64 @@ def export_tflite(*, folded: dict[str, Any], ops, cells_per_stage: int,
     y = np.asarray(eval_labels)
     rec["accuracy_int8_tflm"] = float(100 * np.mean(run(interp, eval_images).argmax(1) == y))
   return rec
+
+
+# ----------------------------------------------------------------------------- the graph's memory
+
+_DTYPE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8}  # schema TensorType
+
+
+def graph_memory(path: str) -> dict[str, Any]:
+  """What a ``.tflite`` file holds and its activations' liveness peak, from the flatbuffer.
+
+  Returns bytes: ``file`` (the flatbuffer), ``constant_data`` (the buffers of constant tensors:
+  int8 weights, int32 biases), ``quantization_params`` (every tensor's scales as float32 and
+  zero points as int64, as the schema stores them), ``names`` (tensor name strings), and
+  ``activation_peak`` (the largest sum of live non-constant tensors over the operators in order,
+  a tensor live from its writer to its last reader, the graph input from the start and output
+  to the end: an ideal planner without in-place reuse or scratch; TFLM's arena head is compared
+  with it), ``activation_tensors``.
+  """
+  runtime = _runtime()
+  with open(path, "rb") as fh:
+    raw = fh.read()
+  m = runtime.convert_bytearray_to_object(bytearray(raw))
+  g = m.subgraphs[0]
+  def nbytes(t):
+    n = int(np.prod(t.shape)) if t.shape is not None and len(t.shape) else 1
+    return n * _DTYPE_BYTES.get(t.type, 4)
+  const = set()
+  data_bytes = 0
+  for k, t in enumerate(g.tensors):
+    b = m.buffers[t.buffer] if t.buffer < len(m.buffers) else None
+    if b is not None and b.data is not None and len(b.data):
+      const.add(k)
+      data_bytes += len(b.data)
+  qbytes = 0
+  for t in g.tensors:
+    q = t.quantization
+    if q is not None:
+      qbytes += 4 * (0 if q.scale is None else len(q.scale))
+      qbytes += 8 * (0 if q.zeroPoint is None else len(q.zeroPoint))
+  names = sum(len(t.name or b"") for t in g.tensors)
+  ops = list(g.operators)
+  last = {}
+  for i, op in enumerate(ops):
+    for k in op.inputs:
+      if k >= 0 and k not in const:
+        last[k] = i
+  for k in g.outputs:
+    last[k] = len(ops)
+  live = {k: nbytes(g.tensors[k]) for k in g.inputs}
+  peak = sum(live.values())
+  acts = set(live)
+  for i, op in enumerate(ops):
+    for k in op.outputs:
+      live[k] = nbytes(g.tensors[k])
+      acts.add(k)
+    peak = max(peak, sum(live.values()))
+    for k in [k for k in live if last.get(k, -1) <= i]:
+      live.pop(k)
+  return {"file": len(raw), "constant_data": int(data_bytes), "quantization_params": int(qbytes),
+          "names": int(names), "activation_peak": int(peak), "activation_tensors": len(acts),
+          "tensors": len(g.tensors), "operators": len(ops)}
