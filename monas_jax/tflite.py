@@ -79,9 +79,9 @@ def convert_int8(folded: dict[str, Any], ops, cells_per_stage: int, image_size: 
     calibration_nhwc: float32 (n, s, s, c) normalised training images, the converter's
       representative dataset (the activation ranges of every tensor; one image a step).
     path: the ``.tflite`` file to write.
-    activation_bits: 8 (the deployment: int8 everything) or 16 (TFLite's 16x8 mode: int16
-      activations, input and output, int8 weights; a diagnostic of how much of the int8 model's
-      disagreement is activation resolution).
+    activation_bits: 8 (the deployment: int8 everything), 16 (TFLite's 16x8 mode: int16
+      activations, input and output, int8 weights) or 32 (no quantisation: a float32 model,
+      which checks the conversion itself against JAX); 16 and 32 are diagnostics.
   """
   import jax
   import jax.numpy as jnp
@@ -102,15 +102,19 @@ def convert_int8(folded: dict[str, Any], ops, cells_per_stage: int, image_size: 
                   input_signature=[tf.TensorSpec((1, image_size, image_size, image_channels),
                                                  tf.float32, name="image")])
   conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
-  conv.optimizations = [tf.lite.Optimize.DEFAULT]
+  if activation_bits != 32:
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
   calib = np.asarray(calibration_nhwc, np.float32)
 
   def representative():
     for i in range(len(calib)):
       yield [calib[i:i + 1]]
 
-  conv.representative_dataset = representative
-  if activation_bits == 8:
+  if activation_bits != 32:
+    conv.representative_dataset = representative
+  if activation_bits == 32:
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  elif activation_bits == 8:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = conv.inference_output_type = tf.int8
   elif activation_bits == 16:
@@ -118,7 +122,7 @@ def convert_int8(folded: dict[str, Any], ops, cells_per_stage: int, image_size: 
         tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     conv.inference_input_type = conv.inference_output_type = tf.int16
   else:
-    raise ValueError(f"activation_bits={activation_bits}: give 8 or 16")
+    raise ValueError(f"activation_bits={activation_bits}: give 8, 16 or 32")
   with _quiet_fd(2):  # the converter's MLIR pass log on the C++ stderr
     blob = conv.convert()
   with io.atomic_path(path, ".tflite") as tmp:
@@ -214,6 +218,13 @@ def quantize_input(interp, images_nhwc: np.ndarray) -> np.ndarray:
 def run(interp, images_nhwc: np.ndarray) -> np.ndarray:
   """Dequantised float32 logits (n, classes) of float32 (n, s, s, c) normalised images, one
   invocation of the batch-1 model per image."""
+  if interp.get_input_details(0)["dtype"] == np.float32:  # a float model (activation_bits=32)
+    out = []
+    for i in range(len(images_nhwc)):
+      interp.set_input(np.asarray(images_nhwc[i:i + 1], np.float32), 0)
+      interp.invoke()
+      out.append(np.array(interp.get_output(0), np.float32))
+    return np.concatenate(out)
   q = interp.get_output_details(0)["quantization_parameters"]
   s, z = float(q["scales"][0]), int(q["zero_points"][0])
   xq = quantize_input(interp, images_nhwc)

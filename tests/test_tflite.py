@@ -116,6 +116,19 @@ def test_small_cell_converts_runs_in_tflm_and_records_its_arena(sample, tmp_path
 
 
 @needs_extra
+def test_float_tflite_in_tflm_equals_jax(sample, tmp_path):
+  """The conversion itself is exact: unquantised, the .tflite computes the JAX network in TFLM
+  (every operator on some edge), so the int8 model's differences are quantisation's."""
+  x_cal, x, _ = sample
+  arch, params, stats, folded = _small(ALL_OPS, 3, x_cal)
+  ref = export.jax_logits(params, stats, arch.ops, 4, 1, 10, x[:16])
+  path = tflite.convert_int8(folded, arch.ops, 1, 32, 3, x_cal[:4], str(tmp_path / "f.tflite"),
+                             activation_bits=32)
+  got = tflite.run(tflite.interpreter(path), x[:16])
+  np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+
+
+@needs_extra
 def test_c_array_holds_the_flatbuffer_and_compiles(sample, tmp_path):
   x_cal, x, _ = sample
   arch, params, stats, folded = _small(C100_OPT, 1, x_cal)
