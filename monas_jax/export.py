@@ -499,10 +499,24 @@ MAX_ABS_DIFF = 1e-4  # float32 ONNX vs the JAX network, logits
 
 def jax_logits(params, batch_stats, ops, channels, cells_per_stage, num_classes,
                images_nhwc: np.ndarray) -> np.ndarray:
-  """Logits of ``models.Network`` (inference mode) on float32 (n, s, s, 3) normalised images."""
+  """Logits (n, classes) of ``models.Network`` (inference mode) on float32 (n, s, s, c)
+  normalised images.
+
+  In chunks of at most 16 images through one compiled function (the last chunk padded): XLA
+  constant-folds each 3x3 pooling's window-count map at the batch size, which at 400 images
+  took minutes per pool-heavy network; the weights are arguments, not folded constants."""
   net = models.Network(channels, cells_per_stage, num_classes, ops_per_edge=tuple(ops))
-  return np.asarray(jax.jit(lambda x: net.apply({"params": params, "batch_stats": batch_stats}, x,
-                                                train=False))(images_nhwc))
+  f = jax.jit(lambda p, s, x: net.apply({"params": p, "batch_stats": s}, x, train=False))
+  x = np.asarray(images_nhwc, np.float32)
+  k = min(16, len(x))
+  out = []
+  for i in range(0, len(x), k):
+    chunk = x[i:i + k]
+    pad = k - len(chunk)
+    if pad:
+      chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+    out.append(np.asarray(f(params, batch_stats, chunk))[:k - pad])
+  return np.concatenate(out)
 
 
 def export_cell(*, ops, params, batch_stats, channels: int, cells_per_stage: int,

@@ -338,6 +338,8 @@ def export_tflite(*, folded: dict[str, Any], ops, cells_per_stage: int,
   arena = arena_bytes(interp)
   ag = agreement(reference_logits, got)
   h, cc = write_c_array(path, out_dir)
+  qi = interp.get_input_details(0)["quantization_parameters"]
+  qo = interp.get_output_details(0)["quantization_parameters"]
   rec: dict[str, Any] = {
       "tflite_path": path, "tflite_bytes": int(os.path.getsize(path)),
       "tflm_arena_bytes": arena["total"], "tflm_arena": arena,
@@ -346,6 +348,10 @@ def export_tflite(*, folded: dict[str, Any], ops, cells_per_stage: int,
       "c_array": {"header": h, "source": cc},
       "tflite_layout": f"input int8 (1, {size}, {size}, {ch}) NHWC: the normalised image "
                        "quantised with the input scale and zero point; output int8 (1, classes)",
+      "tflite_input_quantization": {"scale": float(qi["scales"][0]),
+                                    "zero_point": int(qi["zero_points"][0])},
+      "tflite_output_quantization": {"scale": float(qo["scales"][0]),
+                                     "zero_point": int(qo["zero_points"][0])},
   }
   if eval_images is not None:
     y = np.asarray(eval_labels)
