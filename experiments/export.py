@@ -155,7 +155,7 @@ def check_format(fmt: str) -> None:
     raise ValueError(f"--format={fmt!r} is not one of {FORMATS}")
   if fmt in ("tflite", "both"):
     from monas_jax import tflite
-    tflite.require()
+    tflite.require(f"--format={fmt}")
 
 
 def run(arch, ckpt, c, profiles, out, calibration: int = 200, check: int = 16,

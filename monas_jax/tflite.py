@@ -45,11 +45,12 @@ def missing() -> list[str]:
   return [pkg for mod, pkg in _MODULES if absent(mod)]
 
 
-def require() -> None:
-  """Raises ImportError with one line naming the install command when the extra is missing."""
+def require(what: str = "TFLite export") -> None:
+  """Raises ImportError with one line naming ``what`` needs it and the install command when the
+  extra is missing."""
   gone = missing()
   if gone:
-    raise ImportError(f"--format=tflite needs {' and '.join(gone)} (not installed): {INSTALL}")
+    raise ImportError(f"{what} needs {' and '.join(gone)} (not installed): {INSTALL}")
 
 
 def _tf():

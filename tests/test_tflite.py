@@ -39,6 +39,7 @@ def test_missing_extra_is_one_line_naming_the_install_command(fmt, tmp_path):
   assert p.returncode == 2, p.stderr
   lines = p.stderr.strip().splitlines()
   assert len(lines) == 1 and "pip install -e '.[tflite]'" in lines[0], p.stderr
+  assert lines[0].startswith(f"error: --format={fmt} needs"), lines[0]
   assert "tensorflow-cpu" in lines[0] and "tflite-micro" in lines[0]
   assert p.stdout == "" and not os.listdir(tmp_path)  # nothing computed, nothing written
 
