@@ -107,11 +107,13 @@ def fold_batchnorm(params, batch_stats, ops: Iterable[int], cells_per_stage: int
 
 # ----------------------------------------------------------------------------- the network
 
-def _conv(x, p, stride=1):
+def _conv(x, p, stride=1, layout="NCHW"):
   k = p["w"].shape[-1]
   y = jax.lax.conv_general_dilated(x, p["w"], (stride, stride), [(k // 2, k // 2)] * 2,
-                                   dimension_numbers=("NCHW", "OIHW", "NCHW"))
-  return y + p["b"][None, :, None, None] if "b" in p else y
+                                   dimension_numbers=(layout, "OIHW", layout))
+  if "b" not in p:
+    return y
+  return y + (p["b"][None, :, None, None] if layout == "NCHW" else p["b"])
 
 
 def _pool_counts(h: int, w: int) -> np.ndarray:
@@ -134,14 +136,28 @@ def avg_pool_3x3_nchw(x: jax.Array) -> jax.Array:
   return s * (1.0 / _pool_counts(x.shape[2], x.shape[3]))
 
 
-def _cell(x, p, ops):
+def avg_pool_3x3_nhwc(x: jax.Array) -> jax.Array:
+  """``models.avg_pool_3x3`` in NHWC (the TFLite layout): x (n, h, w, c) -> (n, h, w, c).
+
+  The TFLite converter turns this reduce_window sum over a window count into one
+  AVERAGE_POOL_2D (count_include_pad=False semantics: TFLite's SAME average pooling divides by
+  the pixels inside the image), so no count map is stored."""
+  def window_sum(v):
+    return jax.lax.reduce_window(v, 0.0, jax.lax.add, (1, 3, 3, 1), (1, 1, 1, 1),
+                                 ((0, 0), (1, 1), (1, 1), (0, 0)))
+  # The converter's pattern for SAME average pooling: a window sum over the window sum of ones.
+  return window_sum(x) / window_sum(jnp.ones_like(x))
+
+
+def _cell(x, p, ops, layout="NCHW"):
+  pool = avg_pool_3x3_nchw if layout == "NCHW" else avg_pool_3x3_nhwc
   nodes = [x]
   for node in range(1, space.NUM_NODES):
     acc = None
     for e, src, o in space.edges_into(node, ops):
       h = nodes[src]
-      y = h if o == _SKIP else avg_pool_3x3_nchw(h) if o == _POOL else _conv(
-          jax.nn.relu(h), p[f"edge{e}"])
+      y = h if o == _SKIP else pool(h) if o == _POOL else _conv(
+          jax.nn.relu(h), p[f"edge{e}"], 1, layout)
       acc = y if acc is None else acc + y
     # A node whose every input edge is `none` is zero (the mean over its operators' zeros). As
     # x * 0, not a constant: a constant would be folded by the converter through the operators
@@ -151,23 +167,34 @@ def _cell(x, p, ops):
 
 
 def deploy_forward(folded: dict[str, Any], x: jax.Array, ops: Iterable[int],
-                   cells_per_stage: int) -> jax.Array:
+                   cells_per_stage: int, layout: str = "NCHW") -> jax.Array:
   """The inference network on folded weights. x: float32 (n, 3, s, s) NCHW normalised ->
-  logits (n, classes). Equals ``models.Network(...).apply(..., train=False)`` on NHWC input."""
+  logits (n, classes). Equals ``models.Network(...).apply(..., train=False)`` on NHWC input.
+
+  ``layout="NHWC"``: x (n, s, s, 3), every map NHWC (TFLite's layout, ``monas_jax.tflite``);
+  the same weights (kernels stay OIHW, the convolution reads them so)."""
   ops = tuple(int(o) for o in ops)
-  x = _conv(x, folded["stem"])
+  if layout not in ("NCHW", "NHWC"):
+    raise ValueError(f"layout={layout!r}: give 'NCHW' or 'NHWC'")
+  sp = (2, 3) if layout == "NCHW" else (1, 2)  # the spatial axes
+  x = _conv(x, folded["stem"], 1, layout)
   for stage in range(3):
     if stage:
       r = folded[f"reduction{stage}"]
-      y = _conv(jax.nn.relu(x), r["conv_a"], 2)
-      y = _conv(jax.nn.relu(y), r["conv_b"])
-      s = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 1, 2, 2), (1, 1, 2, 2), "VALID") * 0.25
-      x = _conv(s, r["shortcut"]) + y
+      y = _conv(jax.nn.relu(x), r["conv_a"], 2, layout)
+      y = _conv(jax.nn.relu(y), r["conv_b"], 1, layout)
+      win = tuple(2 if a in sp else 1 for a in range(4))
+      s = jax.lax.reduce_window(x, 0.0, jax.lax.add, win, win, "VALID")
+      s = s * 0.25 if layout == "NCHW" else s / 4.0  # TFLite: VALID AVERAGE_POOL_2D
+      x = _conv(s, r["shortcut"], 1, layout) + y
     for i in range(cells_per_stage):
-      x = _cell(x, folded[f"stage{stage}_cell{i}"], ops)
+      x = _cell(x, folded[f"stage{stage}_cell{i}"], ops, layout)
   h = folded["head"]
-  x = jax.nn.relu(x * h["scale"][None, :, None, None] + h["shift"][None, :, None, None])
-  x = jnp.mean(x, axis=(2, 3))
+  if layout == "NCHW":
+    x = jax.nn.relu(x * h["scale"][None, :, None, None] + h["shift"][None, :, None, None])
+  else:
+    x = jax.nn.relu(x * h["scale"] + h["shift"])
+  x = jnp.mean(x, axis=sp)
   return x @ h["w"] + h["b"]
 
 
@@ -472,10 +499,24 @@ MAX_ABS_DIFF = 1e-4  # float32 ONNX vs the JAX network, logits
 
 def jax_logits(params, batch_stats, ops, channels, cells_per_stage, num_classes,
                images_nhwc: np.ndarray) -> np.ndarray:
-  """Logits of ``models.Network`` (inference mode) on float32 (n, s, s, 3) normalised images."""
+  """Logits (n, classes) of ``models.Network`` (inference mode) on float32 (n, s, s, c)
+  normalised images.
+
+  In chunks of at most 16 images through one compiled function (the last chunk padded): XLA
+  constant-folds each 3x3 pooling's window-count map at the batch size, which at 400 images
+  took minutes per pool-heavy network; the weights are arguments, not folded constants."""
   net = models.Network(channels, cells_per_stage, num_classes, ops_per_edge=tuple(ops))
-  return np.asarray(jax.jit(lambda x: net.apply({"params": params, "batch_stats": batch_stats}, x,
-                                                train=False))(images_nhwc))
+  f = jax.jit(lambda p, s, x: net.apply({"params": p, "batch_stats": s}, x, train=False))
+  x = np.asarray(images_nhwc, np.float32)
+  k = min(16, len(x))
+  out = []
+  for i in range(0, len(x), k):
+    chunk = x[i:i + k]
+    pad = k - len(chunk)
+    if pad:
+      chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+    out.append(np.asarray(f(params, batch_stats, chunk))[:k - pad])
+  return np.concatenate(out)
 
 
 def export_cell(*, ops, params, batch_stats, channels: int, cells_per_stage: int,
