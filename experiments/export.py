@@ -196,21 +196,20 @@ def run(arch, ckpt, c, profiles, out, calibration: int = 200, check: int = 16,
         eval_labels=split.y_eval if ckpt else None))
   if fmt in ("tflite", "both"):
     from monas_jax import tflite
-    x_par = norm(split.x_eval[:parity_images])
-    ref = export.jax_logits(params, stats, arch.ops, C, N, spec.num_classes, x_par)
+    # One JAX and one TFLM pass: over every evaluation image with a checkpoint (the accuracy),
+    # else over the parity images; the parity check takes the first parity_images of them.
+    x = norm(split.x_eval if ckpt else split.x_eval[:parity_images])
+    f32 = export.jax_logits(params, stats, arch.ops, C, N, spec.num_classes, x)
     t = tflite.export_tflite(
         folded=export.fold_batchnorm(params, stats, arch.ops, N), ops=arch.ops,
-        cells_per_stage=N, reference_logits=ref, check_images=x_par, calibration_images=x_cal,
-        out_dir=out, eval_images=norm(split.x_eval) if ckpt else None,
-        eval_labels=split.y_eval if ckpt else None)
+        cells_per_stage=N, reference_logits=f32[:parity_images], check_images=x,
+        calibration_images=x_cal, out_dir=out, eval_labels=split.y_eval if ckpt else None)
     rec.update(t)
     rec["parity_target"] = PARITY_TARGET
     rec["parity_ok"] = bool(t["argmax_agreement"] >= PARITY_TARGET)
     if ckpt:
-      xe = norm(split.x_eval)
-      f32 = export.jax_logits(params, stats, arch.ops, C, N, spec.num_classes, xe)
       rec["accuracy_float32_jax"] = float(100 * np.mean(f32.argmax(1) == np.asarray(split.y_eval)))
-      rec.setdefault("num_eval", int(len(xe)))
+      rec.setdefault("num_eval", int(len(x)))
   if "tflite_bytes" in rec:  # what TFLM measured: the flatbuffer in flash, the arena in SRAM
     flash, sram = rec["tflite_bytes"], rec["tflm_arena_bytes"]
     source = "TFLM: flatbuffer bytes and recorded arena"

@@ -314,17 +314,17 @@ def agreement(reference: np.ndarray, got: np.ndarray) -> dict[str, Any]:
 def export_tflite(*, folded: dict[str, Any], ops, cells_per_stage: int,
                   reference_logits: np.ndarray, check_images: np.ndarray,
                   calibration_images: np.ndarray, out_dir: str,
-                  eval_images: Optional[np.ndarray] = None,
                   eval_labels: Optional[np.ndarray] = None) -> dict[str, Any]:
   """Converts, runs in TFLM, measures and writes the C array for one cell's network.
 
   Args:
     folded, ops, cells_per_stage: the folded network (``export.fold_batchnorm``).
-    reference_logits: float32 (n, classes): the JAX float32 network on ``check_images``.
-    check_images: float32 (n, s, s, c) normalised NHWC images for the parity check.
+    reference_logits: float32 (k, classes): the JAX float32 network on the first k of
+      ``check_images`` (k <= m): the parity check's images.
+    check_images: float32 (m, s, s, c) normalised NHWC images, run once in TFLM.
     calibration_images: the same kind (training images), the representative dataset.
     out_dir: where ``model_int8.tflite``, ``model_data.cc`` and ``model_data.h`` go.
-    eval_images, eval_labels: optional labelled images for the int8 accuracy (%) in TFLM.
+    eval_labels: optional (m,) labels of ``check_images``, for the int8 accuracy (%) in TFLM.
 
   Returns ``tflite_path``, ``tflite_bytes`` (the flatbuffer: what flash holds),
   ``tflm_arena_bytes`` (the recorded arena total) and ``tflm_arena`` (head, tail, kinds),
@@ -335,9 +335,11 @@ def export_tflite(*, folded: dict[str, Any], ops, cells_per_stage: int,
   path = convert_int8(folded, ops, cells_per_stage, size, ch, calibration_images,
                       os.path.join(out_dir, "model_int8.tflite"))
   interp = interpreter(path)
+  if len(reference_logits) > len(check_images):
+    raise ValueError(f"{len(reference_logits)} reference logits for {len(check_images)} images")
   got = run(interp, check_images)
   arena = arena_bytes(interp)
-  ag = agreement(reference_logits, got)
+  ag = agreement(reference_logits, got[:len(reference_logits)])
   h, cc = write_c_array(path, out_dir)
   qi = interp.get_input_details(0)["quantization_parameters"]
   qo = interp.get_output_details(0)["quantization_parameters"]
@@ -354,9 +356,8 @@ def export_tflite(*, folded: dict[str, Any], ops, cells_per_stage: int,
       "tflite_output_quantization": {"scale": float(qo["scales"][0]),
                                      "zero_point": int(qo["zero_points"][0])},
   }
-  if eval_images is not None:
-    y = np.asarray(eval_labels)
-    rec["accuracy_int8_tflm"] = float(100 * np.mean(run(interp, eval_images).argmax(1) == y))
+  if eval_labels is not None:
+    rec["accuracy_int8_tflm"] = float(100 * np.mean(got.argmax(1) == np.asarray(eval_labels)))
   return rec
 
 
