@@ -19,37 +19,39 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from experiments.sweep import pareto_gaps  # noqa: E402
 from monas_jax import benchmark, space  # noqa: E402
-from monas_jax.hardware import latency, profiles  # noqa: E402
+
+
+def record_paths(workdir: str, prefix: str) -> list[str]:
+  """The ``result.json`` of every ``<prefix>*`` setting of an ``experiments.sweep`` workdir, or of
+  its records committed flat (``budget10.seed0.result.json``)."""
+  paths = sorted(glob.glob(os.path.join(workdir, f"{prefix}*", "seed*", "result.json")) +
+                 glob.glob(os.path.join(workdir, f"{prefix}*.seed*.result.json")))
+  if not paths:
+    raise SystemExit(f"{workdir}: no {prefix}*/seed*/result.json or {prefix}*.seed*.result.json "
+                     "(an experiments.sweep workdir or its committed records?)")
+  return paths
 
 
 def main():
   if len(sys.argv) < 2:
     raise SystemExit(__doc__)
   acc = benchmark.test_accuracy("cifar10")
-  ops = np.array([benchmark.arch_at(i).ops for i in range(len(acc))])
-  lat_by_profile = {}
+  col = benchmark.ACC_COLUMN["cifar10"]
   rows = []
   for wd in sys.argv[1:]:
-    # A sweep's workdir, or its records committed flat (budget10.seed0.result.json).
-    paths = sorted(glob.glob(os.path.join(wd, "budget*", "seed*", "result.json")) +
-                   glob.glob(os.path.join(wd, "budget*.seed*.result.json")))
-    if not paths:
-      raise SystemExit(f"{wd}: no budget*/seed*/result.json or budget*.seed*.result.json "
-                       "(an experiments.sweep workdir or its committed records?)")
-    for p in paths:
+    for p in record_paths(wd, "budget"):
       with open(p) as f:
         r = json.load(f)
       c = r["config"]
-      prof = c["hardware"]["profile"]
-      if prof not in lat_by_profile:
-        lat_by_profile[prof] = latency.estimate_many_ms(profiles.load_profile(prof), ops)
       budget = float(c["search"]["latency_budget_ms"])
-      best = acc[lat_by_profile[prof] <= budget + 1e-9].max()
+      found = r["cell"][col]
+      # The sweep's own budget gap: best within the budget on hardware.profile minus found.
+      best = found + pareto_gaps(r, c["hardware"]["profile"], budget)[f"budget_gap_{col}"]
       final = r["rounds"][-1]["cells"]
       scored = np.array([acc[benchmark.index_of(space.parse_arch_str(x["arch_str"]))]
                          for x in final])
-      found = acc[benchmark.index_of(space.parse_arch_str(r["arch_str"]))]
       rows.append((budget, int(c["seed"]), best, scored.max(), found, len(final)))
   print("| budget (ms) | seed | best within | best scored | found | gap | coverage | ranking | "
         "cells scored |")

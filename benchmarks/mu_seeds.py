@@ -9,17 +9,17 @@ result) cannot share a workdir with later ones; this pools them. Per setting: se
 STM32F746 latency of the found cells, mean C10 / C100 / IN16 accuracy and mean C10 Pareto gap
 (``experiments.sweep.pareto_gaps``), and how many distinct cells the seeds found.
 """
-import glob
 import json
 import os
-import re
 import sys
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
+from budget_gaps import record_paths  # noqa: E402
 from experiments.sweep import pareto_gaps  # noqa: E402
 from monas_jax import benchmark  # noqa: E402
 
@@ -29,11 +29,7 @@ def main():
     raise SystemExit(__doc__)
   runs = {}
   for wd in sys.argv[1:]:
-    paths = (glob.glob(os.path.join(wd, "mu*", "seed*", "result.json")) +
-             glob.glob(os.path.join(wd, "mu*.seed*.result.json")))
-    if not paths:
-      raise SystemExit(f"{wd}: no mu*/seed*/result.json or mu*.seed*.result.json")
-    for p in paths:
+    for p in record_paths(wd, "mu"):
       with open(p) as f:
         r = json.load(f)
       mu = float(r["config"]["search"]["latency_weight"])
