@@ -228,7 +228,10 @@ def run(arch, ckpt, c, profiles, out, calibration: int = 200, check: int = 16,
       "fits_sram": {p.name: bool(sram <= p.sram_bytes) for p in profiles},
       "budgets": {p.name: {"flash_bytes": p.flash_bytes, "sram_bytes": p.sram_bytes}
                   for p in profiles},
-      "estimate": {k: est[k] for k in ("flash_bytes_int8", "peak_sram_bytes_int8") if k in est},
+      # The models the search's enforce_memory uses (hardware.memory): the ONNX graph's, and the
+      # TFLite file and TFLM arena predicted without TensorFlow (host build, and a Cortex-M's).
+      "estimate": {k: est[k] for k in ("flash_bytes_int8", "peak_sram_bytes_int8", "tflite_bytes",
+                                       "tflm_arena_bytes", "tflm_arena_bytes_cortex_m")},
       "calibration_images": int(min(calibration, len(split.x_train))),
   })
   if "onnx_path" in rec:

@@ -78,6 +78,11 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.search.latency_budget_ms = ml_collections.FieldReference(None, field_type=float)
   c.search.enforce_memory = False  # keep the cell within the MCU profile's SRAM and flash
   c.search.memory_dtype = "int8"
+  # How enforce_memory counts flash and SRAM (hardware.memory.MODELS): 'tflm', the int8 .tflite
+  # and the TFLM arena as `experiments.export --format=tflite` measures them (64-bit host build:
+  # conservative for a Cortex-M); 'tflm_cortex_m', a 32-bit build's arena (predicted); 'onnx', the
+  # exported ONNX graph's weights and activation peak (no runtime's overhead).
+  c.search.memory_model = "tflm"
 
   # The composed zero-cost score of search.mode = 'ensemble' (and of score_space's report).
   c.ensemble = ml_collections.ConfigDict()
@@ -286,6 +291,12 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
     _fail("search.latency_budget_ms", s.latency_budget_ms, "a positive number of ms, or None")
   if s.memory_dtype not in ("int8", "float32"):
     _fail("search.memory_dtype", s.memory_dtype, "'int8' or 'float32'")
+  from monas_jax.hardware import memory  # late, as latency below
+  if s.memory_model not in memory.MODELS:
+    _fail("search.memory_model", s.memory_model, f"one of {memory.MODELS}")
+  if s.memory_model != "onnx" and s.memory_dtype != "int8":
+    _fail("search.memory_model", s.memory_model, "'onnx' when search.memory_dtype is 'float32' "
+          "(the TFLite deployment is int8)")
   from monas_jax.hardware import latency  # late: the hardware room imports the cost model
   profiles = latency.builtin_profiles()
   if c.hardware.profile not in profiles and not str(c.hardware.profile).endswith(".json"):

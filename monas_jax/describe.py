@@ -42,8 +42,8 @@ def describe_cells(archs: Sequence, dataset="cifar10", channels: int = 16,
     rec = _base_record(a, spec, channels, cells_per_stage)
     rec["latency_ms"] = {n: float(v[i]) for n, v in lat.items()}
     rec["latency_provenance"] = provenance
-    rec["fits"] = {p.name: latency.fits_memory(p, rec["flash_bytes_int8"],
-                                               rec["peak_sram_bytes_int8"])
+    # The int8 TFLite deployment, as `experiments.export --format=tflite` measures it in TFLM.
+    rec["fits"] = {p.name: latency.fits_memory(p, rec["tflite_bytes"], rec["tflm_arena_bytes"])
                    for p in profiles if p.kind == "mcu"}
     out.append(rec)
   return out
@@ -87,6 +87,6 @@ def describe_cell(arch, dataset="cifar10", channels: int = 16,
   ``network`` gives the sizes), ``latency_ms`` per built-in profile for this network (a table
   scaled by operator cost where it was measured on another network: ``latency.network_profile``),
   ``latency_provenance`` per profile (one line: the table used, or "scaled from ..."), and
-  ``fits`` per MCU profile.
+  ``fits`` per MCU profile (the int8 TFLite file in flash, TFLM's host-build arena in SRAM).
   """
   return describe_cells([arch], dataset, channels, cells_per_stage)[0]

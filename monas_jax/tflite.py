@@ -147,6 +147,24 @@ def operator_counts(path: str) -> dict[str, int]:
   return dict(sorted(out.items()))
 
 
+def operator_sequence(path: str) -> list[list]:
+  """[builtin name, fused ReLU (bool), output elements] of each operator of a ``.tflite`` file
+  (subgraph 0), in execution order: what ``hardware.tflm.graph`` predicts."""
+  runtime = _runtime()
+  from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+  with open(path, "rb") as fh:
+    m = runtime.convert_bytearray_to_object(bytearray(fh.read()))
+  names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+  g = m.subgraphs[0]
+  out = []
+  for op in g.operators:
+    kind = names.get(runtime.get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex]),
+                     "?")
+    act = getattr(op.builtinOptions, "fusedActivationFunction", 0) if op.builtinOptions else 0
+    out.append([kind, bool(act), int(np.prod(g.tensors[op.outputs[0]].shape))])
+  return out
+
+
 # ----------------------------------------------------------------------------- TFLM
 
 @contextlib.contextmanager

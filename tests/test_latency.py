@@ -255,8 +255,8 @@ def test_fits_memory_and_describe_fields():
     got = latency.describe_fields(arch)["fits"]
     for name in ("stm32f746", "stm32l432"):
       p = latency.load_profile(name)
-      assert got[name] == (mem["flash_bytes_int8"] <= p.flash_bytes
-                           and mem["peak_sram_bytes_int8"] <= p.sram_bytes)
+      assert got[name] == (mem["tflite_bytes"] <= p.flash_bytes
+                           and mem["tflm_arena_bytes"] <= p.sram_bytes)
   assert latency.describe_fields(cheap)["fits"]["stm32f746"]
   assert not latency.describe_fields(CELL_4248)["fits"]["stm32l432"]
 

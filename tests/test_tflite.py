@@ -104,6 +104,11 @@ def test_small_cell_converts_runs_in_tflm_and_records_its_arena(sample, tmp_path
   assert a["total"] == a["head"] + a["tail"] == rec["tflm_arena_bytes"]
   # The planned tensors hold at least the int8 input image and the stem's 32x32x4 output.
   assert a["head"] >= 32 * 32 * 3 + 32 * 32 * 4
+  # The memory model predicts this file's arena to the byte without TensorFlow, and its size.
+  from monas_jax.hardware import tflm
+  g = tflm.graph(arch, "cifar10", 4, 1)
+  assert tflm.arena(g) == {k: a[k] for k in ("head", "tail", "total")}
+  assert abs(tflm.flatbuffer_bytes(g)["total"] / rec["tflite_bytes"] - 1) < 0.03
   # TFLM runs the model in an arena of exactly the recorded size, and not in much less.
   out = tflite.run(tflite.interpreter(path, arena_size=a["total"]), x[:2])
   np.testing.assert_array_equal(out, tflite.run(interp, x[:2]))
@@ -199,6 +204,7 @@ def test_export_command_tflite_gives_tflm_figures_and_verdicts(tmp_path):
     assert k in rec, k
   assert rec["flash_bytes"] == rec["tflite_bytes"] == os.path.getsize(rec["tflite_path"])
   assert rec["sram_bytes"] == rec["tflm_arena_bytes"]
+  assert rec["estimate"]["tflm_arena_bytes"] == rec["tflm_arena_bytes"]  # what enforce_memory uses
   assert rec["fits_sram"]["stm32f746"] == (rec["tflm_arena_bytes"] <= 320 * 1024)
   assert os.path.isfile(tmp_path / "model_data.cc") and os.path.isfile(tmp_path / "model_data.h")
   assert rec["agreement_images"] == 40

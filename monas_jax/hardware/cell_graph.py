@@ -2,7 +2,8 @@
 
 Written once over an array module ``xp`` (numpy for float64 evaluation and fits, jax.numpy
 inside jit); masks are (..., 6, 5) 0/1 over (edge, operator). Used by the latency model
-(``latency.py``), the latency fits (``calibration.py``) and the memory model (``memory.py``);
+(``latency.py``), the latency fits (``calibration.py``) and the memory models (``memory.py``,
+``tflm.py``);
 it depends on the search space only, so none of those modules needs another for it.
 
 A node is *identically zero* when every active operator into it is ``none`` or reads an
@@ -12,6 +13,7 @@ BatchNorm statistics that benchmark networks are exported with).
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from monas_jax import space
 
@@ -58,3 +60,12 @@ def output_is_zero(mask, xp=jnp):
       if dst == node:
         nonzero[node] = nonzero[node] | (a[..., e] & nonzero[src])
   return ~nonzero[3]
+
+
+def live_ops(arch) -> tuple[int, ...]:
+  """The cell's 6 operator indices with every dead one (its output cannot reach the cell output)
+  made ``none``: compilers remove them (checked against the exported ONNX and TFLite graphs,
+  which do not hold them), so they take neither flash nor SRAM."""
+  a = space.to_arch(arch)
+  live = live_mask(a.to_mask(), np)
+  return tuple(o if live[e, o] > 0 else _NONE for e, o in enumerate(a.ops))

@@ -246,10 +246,11 @@ def fits_memory(profile, flash_bytes: int, peak_sram_bytes: int) -> bool:
 
 def memory_fits(profile, arch, dataset="cifar10", channels: int = 16,
                 cells_per_stage: int = 5) -> bool:
-  """Whether a cell deployed in int8 fits an MCU profile (cost model's memory estimates);
-  ``dataset`` a name of data.DATASETS or a data.DataSpec, C = channels, N = cells_per_stage."""
+  """Whether a cell deployed in int8 fits an MCU profile: the predicted ``.tflite`` file in flash
+  and TFLM's host-build arena in SRAM (``memory.deployment_memory``); ``dataset`` a name of
+  data.DATASETS or a data.DataSpec, C = channels, N = cells_per_stage."""
   mem = memory.deployment_memory(arch, dataset, channels, cells_per_stage)
-  return fits_memory(profile, mem["flash_bytes_int8"], mem["peak_sram_bytes_int8"])
+  return fits_memory(profile, mem["tflite_bytes"], mem["tflm_arena_bytes"])
 
 
 def describe_fields(arch, dataset="cifar10", channels: int = 16,
@@ -260,7 +261,8 @@ def describe_fields(arch, dataset="cifar10", channels: int = 16,
     ``latency_ms``: {profile name: ms} for every built-in profile, for the C = channels, N =
     cells_per_stage network on ``dataset``'s input (``network_profile``: scaled where the table
     was measured on another network); ``latency_provenance``: {profile name: one line};
-    ``fits``: {MCU profile name: bool}, int8 weights in flash and peak int8 activations in SRAM.
+    ``fits``: {MCU profile name: bool}, the int8 ``.tflite`` in flash and TFLM's arena in SRAM
+    (``memory.deployment_memory``'s ``tflite_bytes`` and ``tflm_arena_bytes``).
   """
   a = space.to_arch(arch)
   mem = memory.deployment_memory(a, dataset, channels, cells_per_stage)
@@ -270,5 +272,5 @@ def describe_fields(arch, dataset="cifar10", channels: int = 16,
     latency[name] = estimate_ms(p, a)
     provenance[name] = latency_provenance(p)
     if p.kind == "mcu":
-      fits[name] = fits_memory(p, mem["flash_bytes_int8"], mem["peak_sram_bytes_int8"])
+      fits[name] = fits_memory(p, mem["tflite_bytes"], mem["tflm_arena_bytes"])
   return {"latency_ms": latency, "latency_provenance": provenance, "fits": fits}

@@ -1,5 +1,12 @@
 """Memory of the deployed NAS-Bench-201 network: flash (weights) and peak SRAM (activations).
 
+Two counts (``MODELS``): ``"onnx"``, this module's method below, the exported ONNX graph's
+weights and activation liveness peak (no runtime's overhead; checked equal to the exported
+graphs); and ``"tflm"`` / ``"tflm_cortex_m"``, the int8 ``.tflite`` file and the tensor arena
+TensorFlow Lite Micro allocates for it (``hardware.tflm``; checked against TFLM), which is what
+an MCU running TFLM needs. ``memory_table`` serves either; the search's ``enforce_memory`` uses
+``config.search.memory_model`` (default ``"tflm"``).
+
 Moved from ``proxies/cost.py`` (which re-exports ``deployment_memory``): it is deployment cost,
 checked against the MCU profiles' budgets beside the latency model.
 
@@ -32,6 +39,7 @@ import numpy as np
 
 from monas_jax import data, space
 from monas_jax.hardware import cell_graph
+from monas_jax.hardware.cell_graph import live_ops  # also memory.live_ops, as before
 
 _CONV1, _CONV3 = space.OP_INDEX["nor_conv_1x1"], space.OP_INDEX["nor_conv_3x3"]
 _POOL, _SKIP, _NONE = (space.OP_INDEX[n] for n in ("avg_pool_3x3", "skip_connect", "none"))
@@ -172,12 +180,49 @@ def peak_sram_bytes(arch, dataset: "str | data.DataSpec" = "cifar10", channels: 
                           cells_per_stage)
 
 
-def memory_table(ops, dataset: "str | data.DataSpec" = "cifar10", channels: int = 16,
-                 cells_per_stage: int = 5, dtype: str = "int8") -> tuple[np.ndarray, np.ndarray]:
-  """(flash, peak SRAM) bytes of many cells: ``ops`` (n, 6) operator indices -> two (n,) int64.
+MODELS = ("tflm", "tflm_cortex_m", "onnx")
 
-  Dead operators are removed for all cells at once and each distinct live cell is walked once.
+
+def check_model(model: str, dtype: str = "int8") -> None:
+  """Raises ValueError naming the allowed values for an unknown memory model or a TFLM model
+  asked for a float32 deployment (TFLM's path here is the int8 ``.tflite``)."""
+  if model not in MODELS:
+    raise ValueError(f"memory model {model!r}: give one of {MODELS}")
+  if model != "onnx" and dtype != "int8":
+    raise ValueError(f"memory model {model!r} is the int8 TFLite deployment; for {dtype} use 'onnx'")
+
+
+@functools.lru_cache(maxsize=None)
+def _tflm_memory(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells_per_stage: int,
+                 build: str) -> tuple[int, int]:
+  from monas_jax.hardware import tflm
+  g = tflm.graph(ops, spec, channels, cells_per_stage)
+  return tflm.flatbuffer_bytes(g)["total"], tflm.arena(g, build)["total"]
+
+
+def _cell_memory(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells_per_stage: int,
+                 dtype: str, model: str) -> tuple[int, int]:
+  """(flash, SRAM) bytes of one cell whose dead operators are already ``none``."""
+  if model == "onnx":
+    m = _memory(ops, spec, channels, cells_per_stage)
+    return m[f"flash_bytes_{dtype}"], m[f"peak_sram_bytes_{dtype}"]
+  return _tflm_memory(ops, spec, channels, cells_per_stage,
+                      "host" if model == "tflm" else "cortex_m")
+
+
+def memory_table(ops, dataset: "str | data.DataSpec" = "cifar10", channels: int = 16,
+                 cells_per_stage: int = 5, dtype: str = "int8", model: str = "onnx"
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """(flash, SRAM) bytes of many cells: ``ops`` (n, 6) operator indices -> two (n,) int64.
+
+  ``model``: ``"onnx"``: the exported ONNX graph's weights and activation liveness peak (this
+  module's method); ``"tflm"``: the int8 ``.tflite`` file and the tensor arena TFLM needs on the
+  64-bit host build that ``monas_jax.tflite`` measures (``hardware.tflm``: the converter's graph,
+  TFLM's greedy planner and persistent allocations; 2-3 ms per distinct cell); ``"tflm_cortex_m"``:
+  the same with a 32-bit Cortex-M build's persistent sizes (predicted, not measured here).
+  Dead operators are removed for all cells at once and each distinct live cell is computed once.
   """
+  check_model(model, dtype)
   ops = np.asarray(ops, np.int64).reshape(-1, space.NUM_EDGES)
   masks = np.eye(space.NUM_OPS)[ops]
   live = cell_graph.live_mask(masks, np)
@@ -188,8 +233,8 @@ def memory_table(ops, dataset: "str | data.DataSpec" = "cifar10", channels: int 
   flash = np.empty(len(uniq), np.int64)
   sram = np.empty(len(uniq), np.int64)
   for i, u in enumerate(uniq):
-    m = _memory(tuple(int(o) for o in u), spec, channels, cells_per_stage)
-    flash[i], sram[i] = m[f"flash_bytes_{dtype}"], m[f"peak_sram_bytes_{dtype}"]
+    flash[i], sram[i] = _cell_memory(tuple(int(o) for o in u), spec, channels, cells_per_stage,
+                                     dtype, model)
   inverse = np.asarray(inverse).reshape(-1)
   return flash[inverse], sram[inverse]
 
@@ -206,18 +251,18 @@ def deployment_memory(arch, dataset: "str | data.DataSpec" = "cifar10", channels
     cells_per_stage: N.
 
   Returns ``flash_bytes_int8``, ``peak_sram_bytes_int8``, ``flash_bytes_float32``,
-  ``peak_sram_bytes_float32`` (method in the module docstring).
+  ``peak_sram_bytes_float32`` (the ONNX graph's, method in the module docstring), and the int8
+  TFLite deployment's (``hardware.tflm``): ``tflite_bytes`` (the flatbuffer in flash),
+  ``tflm_arena_bytes`` (the arena on the 64-bit host build ``monas_jax.tflite`` measures) and
+  ``tflm_arena_bytes_cortex_m`` (a 32-bit Cortex-M build's, predicted).
   """
-  return dict(_memory(live_ops(arch), data.as_spec(dataset), channels, cells_per_stage))
-
-
-def live_ops(arch) -> tuple[int, ...]:
-  """The cell's operators with every dead one (its output cannot reach the cell output) made
-  ``none``: compilers remove them (checked against the exported ONNX graphs, which do not hold
-  them), so they take neither flash nor SRAM."""
-  a = space.to_arch(arch)
-  live = cell_graph.live_mask(a.to_mask(), np)
-  return tuple(o if live[e, o] > 0 else _NONE for e, o in enumerate(a.ops))
+  ops, spec = live_ops(arch), data.as_spec(dataset)
+  out = dict(_memory(ops, spec, channels, cells_per_stage))
+  out["tflite_bytes"], out["tflm_arena_bytes"] = _tflm_memory(ops, spec, channels,
+                                                               cells_per_stage, "host")
+  out["tflm_arena_bytes_cortex_m"] = _tflm_memory(ops, spec, channels, cells_per_stage,
+                                                  "cortex_m")[1]
+  return out
 
 
 def _pareto_cells(ops: np.ndarray, flash: np.ndarray, sram: np.ndarray) -> np.ndarray:
@@ -232,7 +277,8 @@ def _pareto_cells(ops: np.ndarray, flash: np.ndarray, sram: np.ndarray) -> np.nd
 
 
 def fitting_networks(ops, dataset, channels: int, cells_per_stage: int, sram_bytes: int,
-                     flash_bytes: int, dtype: str = "int8") -> dict[str, "int | None"]:
+                     flash_bytes: int, dtype: str = "int8", model: str = "onnx"
+                     ) -> dict[str, "int | None"]:
   """What network would fit an MCU when none of the cells ``ops`` (n, 6) does at this size.
 
   The candidates are the cells of ``ops`` that are cheapest in memory at this size (none beaten
@@ -247,11 +293,11 @@ def fitting_networks(ops, dataset, channels: int, cells_per_stage: int, sram_byt
   """
   spec = data.as_spec(dataset)
   ops = np.asarray(ops, np.int64).reshape(-1, space.NUM_EDGES)
-  flash, sram = memory_table(ops, spec, channels, cells_per_stage, dtype)
+  flash, sram = memory_table(ops, spec, channels, cells_per_stage, dtype, model)
   cand = _pareto_cells(ops, flash, sram)
 
   def fits(spec_, c, n):
-    f, s = memory_table(cand, spec_, c, n, dtype)
+    f, s = memory_table(cand, spec_, c, n, dtype, model)
     return bool(np.any((f <= flash_bytes) & (s <= sram_bytes)))
 
   def largest(values, fn):

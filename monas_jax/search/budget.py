@@ -20,13 +20,14 @@ class BudgetError(ValueError):
 
 
 @functools.lru_cache(maxsize=None)
-def _memory_tables(dataset, dtype: str, channels: int = 16, cells_per_stage: int = 5
-                   ) -> tuple[np.ndarray, np.ndarray]:
-  """(flash, peak SRAM) bytes of every cell, lexicographic order (base-5 operator code), for the
-  C = channels, N = cells_per_stage network on ``dataset``'s input (name or data.DataSpec)."""
+def _memory_tables(dataset, dtype: str, channels: int = 16, cells_per_stage: int = 5,
+                   model: str = "tflm") -> tuple[np.ndarray, np.ndarray]:
+  """(flash, SRAM) bytes of every cell, lexicographic order (base-5 operator code), for the
+  C = channels, N = cells_per_stage network on ``dataset``'s input (name or data.DataSpec), by
+  ``hardware.memory.memory_table``'s ``model``."""
   from monas_jax.hardware import memory
   ops = np.array(list(space.all_ops_lexicographic()), np.int64)
-  return memory.memory_table(ops, dataset, channels, cells_per_stage, dtype)
+  return memory.memory_table(ops, dataset, channels, cells_per_stage, dtype, model)
 
 
 def _codes(ops: np.ndarray) -> np.ndarray:
@@ -45,6 +46,7 @@ class Budget:
   dtype: str = "int8"
   channels: int = 16  # C of the deployed network
   cells_per_stage: int = 5  # N
+  memory_model: str = "tflm"  # hardware.memory.MODELS: how flash and SRAM are counted
 
   @property
   def active(self) -> bool:
@@ -63,7 +65,7 @@ class Budget:
       out["latency_ms"] = latency.estimate_many_ms(self.profile, ops)
     if self.sram_bytes is not None or self.flash_bytes is not None:
       flash, sram = _memory_tables(self.dataset, self.dtype, self.channels,
-                                   self.cells_per_stage)
+                                   self.cells_per_stage, self.memory_model)
       codes = _codes(ops)
       out["flash_bytes"], out["peak_sram_bytes"] = flash[codes], sram[codes]
     return out
@@ -129,7 +131,8 @@ class Budget:
     spec = data.as_spec(self.dataset)
     f = memory.fitting_networks(c["ops"], spec, self.channels, self.cells_per_stage,
                                 self.sram_bytes or np.iinfo(np.int64).max,
-                                self.flash_bytes or np.iinfo(np.int64).max, self.dtype)
+                                self.flash_bytes or np.iinfo(np.int64).max, self.dtype,
+                                self.memory_model)
     s, n = spec.image_size, self.cells_per_stage
     stem = memory.stem_output_bytes(spec, self.channels, self.dtype)
     ways = []
@@ -164,4 +167,5 @@ def from_config(config) -> Budget:
   net = config.network
   return Budget(profile=profile, latency_ms=s.latency_budget_ms, sram_bytes=sram,
                 flash_bytes=flash, dataset=data.config_spec(config), dtype=s.memory_dtype,
-                channels=net.channels, cells_per_stage=net.cells_per_stage)
+                channels=net.channels, cells_per_stage=net.cells_per_stage,
+                memory_model=s.memory_model)
