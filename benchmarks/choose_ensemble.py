@@ -7,7 +7,8 @@ Reads the committed ``score_space`` records (no network is run). The cells are t
 ``experiments.score_space`` (1,000 cells, seed 0); the first 500 choose, the other 500 report.
 
 - ``subsets``: every subset of expressivity, progressivity, trainability, synflow, MeCo and
-  FLOPs (log-rank, weight 1 each) ranked by the mean of its best-of-64 and best-of-256 pool
+  FLOPs (or of ``--candidates``, e.g. with ``meco_modules`` from records that hold it; log-rank,
+  weight 1 each) ranked by the mean of its best-of-64 and best-of-256 pool
   accuracy on the choosing half, against the **CIFAR-10 valid** accuracy (never the test
   accuracy that is reported).
 - ``weights``: the default's four indicators with every weight in {0.5, 1, 2}, ranked the same
@@ -62,10 +63,13 @@ def main():
   ap.add_argument("--records", default=os.path.join(ROOT, "benchmarks/results/score-c10-zc"))
   ap.add_argument("--what", default="subsets,weights")
   ap.add_argument("--pools", type=int, default=200)
+  ap.add_argument("--candidates", default=",".join(CANDIDATES),
+                  help="indicators the subsets are drawn from (meco_modules: records that hold it)")
   a = ap.parse_args()
+  names = tuple(a.candidates.split(","))
   t = benchmark.load_table()
   cells = sample_cells(1000, 0)
-  values = cell_values(a.records, cells, CANDIDATES, t)
+  values = cell_values(a.records, cells, names + tuple(e_ind for e_ind in config_lib.make_config("cifar10").ensemble.indicators if e_ind not in names), t)
   valid = t.columns["cifar10_valid_valid_acc"][cells]
   test = {ds: benchmark.test_accuracy(ds)[cells] for ds in DATASETS}
   choose, report = np.arange(500), np.arange(500, 1000)
@@ -84,11 +88,11 @@ def main():
   print(f"default {default}: {line(default)}")
   for what in a.what.split(","):
     if what == "subsets":
-      tried = [{n: 1.0 for n in sub} for r in range(1, len(CANDIDATES) + 1)
-               for sub in itertools.combinations(CANDIDATES, r)]
+      tried = [{n: 1.0 for n in sub} for r in range(1, len(names) + 1)
+               for sub in itertools.combinations(names, r)]
     elif what == "weights":
-      names = sorted(default)
-      tried = [dict(zip(names, ws)) for ws in itertools.product((0.5, 1.0, 2.0), repeat=len(names))]
+      keys = sorted(default)
+      tried = [dict(zip(keys, ws)) for ws in itertools.product((0.5, 1.0, 2.0), repeat=len(keys))]
     else:
       raise SystemExit(f"--what: {what!r} is not 'subsets' or 'weights'")
     ranked = sorted(tried, key=lambda w: -np.mean(pools(w, choose, valid)))
