@@ -196,9 +196,12 @@ def summary(result: dict) -> str:
       ("NB201 index", str(c["nb201_index"])),
       ("test acc % (C10/C100/IN16)", acc),
       ("FLOPs / params", f"{c['flops_M']:.2f} M / {c['params_M']:.3f} M"),
-      ("int8 flash / peak SRAM", f"{c['flash_bytes_int8'] / 1024:.0f} KiB / "
-                                 f"{c['peak_sram_bytes_int8'] / 1024:.0f} KiB"),
-      ("fits (int8)", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in c["fits"].items())),
+      ("int8 .tflite / TFLM arena", f"{c['tflite_bytes'] / 1024:.0f} KiB / "
+                                    f"{c['tflm_arena_bytes'] / 1024:.0f} KiB (predicted; a "
+                                    f"Cortex-M's {c['tflm_arena_bytes_cortex_m'] / 1024:.0f} KiB; "
+                                    f"ONNX graph {c['flash_bytes_int8'] / 1024:.0f} / "
+                                    f"{c['peak_sram_bytes_int8'] / 1024:.0f} KiB)"),
+      ("fits (TFLM)", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in c["fits"].items())),
       ("latency ms", lat),
       ("search time", f"{s['compile']:.1f} s compile + {s['compute']:.1f} s compute "
                       f"({s['wall']:.1f} s wall) on {result['device']['platform']}, "
