@@ -189,7 +189,8 @@ def check_model(model: str, dtype: str = "int8") -> None:
   if model not in MODELS:
     raise ValueError(f"memory model {model!r}: give one of {MODELS}")
   if model != "onnx" and dtype != "int8":
-    raise ValueError(f"memory model {model!r} is the int8 TFLite deployment; for {dtype} use 'onnx'")
+    raise ValueError(f"memory model {model!r} is the int8 TFLite deployment; for {dtype} use "
+                     "'onnx'")
 
 
 @functools.lru_cache(maxsize=None)

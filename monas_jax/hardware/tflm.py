@@ -1,4 +1,4 @@
-"""The int8 TFLite graph of a cell's network and the memory TensorFlow Lite Micro gives it, predicted.
+"""The int8 TFLite graph of a cell's network and the memory TFLite Micro gives it, predicted.
 
 ``monas_jax.tflite`` converts a network and runs it in TFLM, which needs TensorFlow; a search
 must judge thousands of cells in milliseconds without it. This module predicts, from the cell
@@ -188,9 +188,10 @@ def _fold_affine(ops: list[Op], output: int) -> list[Op]:
     uses, writer = _uses(ops), {op.out: op for op in ops}
     for k, op in enumerate(ops):
       p = writer.get(op.ins[0]) if op.kind in ("MUL", "ADD") and op.consts else None
-      if (p is not None and p.kind in ("CONV_2D", "DEPTHWISE_CONV_2D") and not p.fused and uses[op.ins[0]] == 1
-          and op.ins[0] != output):
-        ops = [q for q in ops[:k] if q is not p] + [dataclasses.replace(p, out=op.out)] + ops[k + 1:]
+      if (p is not None and p.kind in ("CONV_2D", "DEPTHWISE_CONV_2D") and not p.fused
+          and uses[op.ins[0]] == 1 and op.ins[0] != output):
+        ops = ([q for q in ops[:k] if q is not p] + [dataclasses.replace(p, out=op.out)]
+               + ops[k + 1:])
         break
     else:
       return ops
@@ -333,15 +334,15 @@ class Build:
 
 
 _OP_DATA = {"ADD": 60, "AVERAGE_POOL_2D": 32, "SUM": 44, "RELU": 28, "PAD": 56, "MUL": 36}
+_SHARED_PARAMS = {"CONV_2D": (28, 4), "DEPTHWISE_CONV_2D": (28, 4), "AVERAGE_POOL_2D": (40, 4),
+                "SUM": (1, 1)}
 BUILDS = {
     "host": Build(8, 24, 64, 64, 24, (104, 72, 272, 16), 24,
                   {**_OP_DATA, "CONV_2D": 80, "DEPTHWISE_CONV_2D": 80, "FULLY_CONNECTED": 72},
-                  {"CONV_2D": (28, 4), "DEPTHWISE_CONV_2D": (28, 4), "ADD": (8, 4), "AVERAGE_POOL_2D": (40, 4), "SUM": (1, 1),
-                   "FULLY_CONNECTED": (32, 8), "MUL": (4, 4)}),
+                  {**_SHARED_PARAMS, "ADD": (8, 4), "FULLY_CONNECTED": (32, 8), "MUL": (4, 4)}),
     "cortex_m": Build(4, 12, 32, 32, 12, (36, 44, 36, 8), 8,
                       {**_OP_DATA, "CONV_2D": 56, "DEPTHWISE_CONV_2D": 56, "FULLY_CONNECTED": 48},
-                      {"CONV_2D": (28, 4), "DEPTHWISE_CONV_2D": (28, 4), "ADD": (2, 1), "AVERAGE_POOL_2D": (40, 4),
-                       "SUM": (1, 1), "FULLY_CONNECTED": (5, 1), "MUL": (1, 1)}),
+                      {**_SHARED_PARAMS, "ADD": (2, 1), "FULLY_CONNECTED": (5, 1), "MUL": (1, 1)}),
 }
 
 
