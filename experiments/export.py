@@ -113,7 +113,8 @@ def verdict_lines(rec, profiles):
     lines.append(
         f"int8 TFLite model: flash {kib(rec['tflite_bytes'])} (the flatbuffer), TFLM arena "
         f"{kib(a['total'])} ({kib(a['head'])} planned tensors and scratch + {kib(a['tail'])} "
-        "persistent, host build with 8-byte pointers)")
+        "persistent, host build with 8-byte pointers; a 32-bit Cortex-M build needs about "
+        f"{kib(rec['estimate']['tflm_arena_bytes_cortex_m'])}, predicted)")
   for p in profiles:
     ff, fs = rec["fits_flash"][p.name], rec["fits_sram"][p.name]
     lines.append(
