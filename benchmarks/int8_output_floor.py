@@ -20,11 +20,9 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tflite_check  # noqa: E402  (beside this file: its cells and images)
 from experiments.export import batch_statistics  # noqa: E402
-from monas_jax import data, export, space, train  # noqa: E402
-
-C100_OPT = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
-            "nor_conv_3x3~2|")
+from monas_jax import export, train  # noqa: E402
 
 
 def best_int8_agreement(logits: np.ndarray, steps: int = 400) -> tuple[float, float, int]:
@@ -47,17 +45,9 @@ def main():
   ap.add_argument("--cells", type=int, default=21)
   ap.add_argument("--images", type=int, default=400)
   a = ap.parse_args()
-  rng = np.random.default_rng(21)
-  archs = [space.Arch.from_string(C100_OPT)]
-  while len(archs) < a.cells:
-    archs.append(space.Arch(tuple(int(o) for o in rng.integers(0, space.NUM_OPS,
-                                                                space.NUM_EDGES))))
-  c = train.default_config("cifar10")
+  archs = tflite_check.check_cells(a.cells)
+  c, spec, xcal, xev = tflite_check.sample_images(4, a.images)
   C, N = c.train.channels, c.train.cells_per_stage
-  split = train.load_split(c)
-  spec = data.config_spec(c)
-  norm = lambda x: np.asarray(data.normalize(x, spec))  # noqa: E731
-  xcal, xev = norm(split.x_train[:4]), norm(split.x_eval[:a.images])
   print("| # | cell | best int8-output agreement | its scale / zero point | logit std |")
   print("| --- | --- | --- | --- | --- |")
   got = []

@@ -47,6 +47,22 @@ def qdq_overhead(int8_path):
   return int(total)
 
 
+def sized_config(dataset: str, image_size: int, image_channels: int, channels: int,
+                 cells_per_stage: int):
+  """(train config, DataSpec, 16 normalised sample images) of the C, N network on ``dataset``'s
+  classes at another input size: the bundled CIFAR-10 sample resized, with CIFAR-10's
+  statistics (they only scale the calibration images, which do not change any size)."""
+  c = train.default_config(dataset)
+  c.train.channels, c.train.cells_per_stage = channels, cells_per_stage
+  c.image_size, c.image_channels = image_size, image_channels
+  c.norm_mean = tuple(data.MEAN["cifar10"])[:image_channels]
+  c.norm_std = tuple(data.STD["cifar10"])[:image_channels]
+  spec = data.config_spec(c)
+  x, _, _ = data.load_images("cifar10", None)
+  x = data.fit_images(x[:16], image_size, image_channels, "the bundled sample")
+  return c, spec, np.asarray(data.normalize(x, spec))
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--cells", type=int, default=12)
@@ -60,17 +76,8 @@ def main():
   archs = [space.Arch.from_string(s) for s in FIXED]
   while len(archs) < a.cells:
     archs.append(space.Arch(tuple(int(o) for o in rng.integers(0, space.NUM_OPS, space.NUM_EDGES))))
-  c = train.default_config("cifar10")
-  c.train.channels, c.train.cells_per_stage = a.channels, a.cells_per_stage
-  c.image_size, c.image_channels = a.image_size, a.image_channels
-  # CIFAR-10's statistics at any input (they only scale the calibration images, which do not
-  # change sizes); its 10 classes come with the dataset.
-  c.norm_mean = tuple(data.MEAN["cifar10"])[:a.image_channels]
-  c.norm_std = tuple(data.STD["cifar10"])[:a.image_channels]
-  spec = data.config_spec(c)
-  x, _, _ = data.load_images("cifar10", None)
-  x = data.fit_images(x[:16], a.image_size, a.image_channels, "the bundled sample")
-  xn = np.asarray(data.normalize(x, spec))
+  c, spec, xn = sized_config("cifar10", a.image_size, a.image_channels, a.channels,
+                             a.cells_per_stage)
   rows = []
   for i, arch in enumerate(archs):
     net = train.make_network(c, arch)

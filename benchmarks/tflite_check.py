@@ -41,6 +41,27 @@ C100_OPT = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|no
             "nor_conv_3x3~2|")
 
 
+def check_cells(n: int, seed: int = 21, optimum: bool = True) -> list:
+  """The cells of these checks: the CIFAR-100 optimum (``optimum``) and random cells drawn with
+  numpy seed ``seed``, ``n`` in all."""
+  rng = np.random.default_rng(seed)
+  archs = [space.Arch.from_string(C100_OPT)] if optimum else []
+  while len(archs) < n:
+    archs.append(space.Arch(tuple(int(o) for o in rng.integers(0, space.NUM_OPS,
+                                                                space.NUM_EDGES))))
+  return archs
+
+
+def sample_images(calibration: int, images: int):
+  """(config, spec, normalised training images [:calibration], held-out images [:images]) of the
+  bundled CIFAR-10 sample at the default C=16, N=5 network."""
+  c = train.default_config("cifar10")
+  split = train.load_split(c)
+  spec = data.config_spec(c)
+  norm = lambda x: np.asarray(data.normalize(x, spec))  # noqa: E731
+  return c, spec, norm(split.x_train[:calibration]), norm(split.x_eval[:images])
+
+
 def output_floor(ref: np.ndarray, tflite_path: str) -> float:
   """Top-1 agreement of the float logits with themselves rounded to the int8 output grid (ties
   go to the first class, as argmax of int8 logits does): the best any int8-output model gets."""
@@ -118,17 +139,9 @@ def main():
   tflite.require()
   if a.report:
     return report(a.out)
-  rng = np.random.default_rng(21)
-  archs = [space.Arch.from_string(C100_OPT)]
-  while len(archs) < a.cells:
-    archs.append(space.Arch(tuple(int(o) for o in rng.integers(0, space.NUM_OPS,
-                                                                space.NUM_EDGES))))
-  c = train.default_config("cifar10")
+  archs = check_cells(a.cells)
+  c, spec, xcal, xev = sample_images(a.calibration, a.images)
   C, N = c.train.channels, c.train.cells_per_stage
-  split = train.load_split(c)
-  spec = data.config_spec(c)
-  norm = lambda x: np.asarray(data.normalize(x, spec))  # noqa: E731
-  xcal, xev = norm(split.x_train[:a.calibration]), norm(split.x_eval[:a.images])
   rows = []
   done_path = os.path.join(a.out, "tflite_check.json")
   if a.resume and os.path.isfile(done_path):

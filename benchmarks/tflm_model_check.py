@@ -33,12 +33,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from monas_jax import data, io, space  # noqa: E402
+from monas_jax import data, io  # noqa: E402
 from monas_jax.hardware import latency, memory, tflm  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "tflm-model-check")
-C100_OPT = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
-            "nor_conv_3x3~2|")
 
 
 def spec_of(net: dict) -> data.DataSpec:
@@ -66,22 +64,13 @@ def measure(a) -> None:
   from experiments.export import batch_statistics
   from monas_jax import export, tflite, train
   tflite.require()
-  rng = np.random.default_rng(a.seed)
-  archs = [space.Arch.from_string(C100_OPT)] if a.optimum else []
-  while len(archs) < a.cells:
-    archs.append(space.Arch(tuple(int(o) for o in rng.integers(0, space.NUM_OPS,
-                                                                space.NUM_EDGES))))
+  import memory_check  # beside this file (run as a script): the sized network and images
+  import tflite_check
+  archs = tflite_check.check_cells(a.cells, a.seed, a.optimum)
   net = {"dataset": a.dataset, "image_size": a.image_size, "image_channels": a.image_channels,
          "channels": a.channels, "cells_per_stage": a.cells_per_stage}
-  c = train.default_config(a.dataset)
-  c.train.channels, c.train.cells_per_stage = a.channels, a.cells_per_stage
-  c.image_size, c.image_channels = a.image_size, a.image_channels
-  c.norm_mean = tuple(data.MEAN["cifar10"])[:a.image_channels]
-  c.norm_std = tuple(data.STD["cifar10"])[:a.image_channels]
-  spec = data.config_spec(c)
-  x, _, _ = data.load_images("cifar10", None)
-  x = data.fit_images(x[:16], a.image_size, a.image_channels, "the bundled sample")
-  xn = np.asarray(data.normalize(x, spec))
+  c, spec, xn = memory_check.sized_config(a.dataset, a.image_size, a.image_channels, a.channels,
+                                          a.cells_per_stage)
   path = os.path.join(a.out, f"{a.set}.json")
   rows = io.read_json(path, "a tflm_model_check record")["rows"] if a.resume and \
       os.path.isfile(path) else []
