@@ -123,7 +123,9 @@ def _trace(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells_per_s
   for stage in range(3):
     if stage:
       r = b.relu(x)
-      p = b.op("PAD", (r,), (s + 2) * (s + 2) * c, ((32, 0, "paddings"),))  # int32 (4, 2)
+      # On an even side (image sizes are multiples of 4) TFLite's SAME pads (0, 1), not the
+      # network's (1, 1), so the converter writes the padding out: int32 (4, 2) paddings.
+      p = b.op("PAD", (r,), (s + 2) * (s + 2) * c, ((32, 0, "paddings"),))
       s2 = s // 2
       y = b.relu(b.conv(p, c, 2 * c, 3, s2))
       y = b.conv(y, 2 * c, 2 * c, 3, s2)
