@@ -51,7 +51,8 @@ def predicted(arch: str, net: dict) -> dict:
   """The model's figures for one cell of a record's network."""
   g = tflm.graph(arch, spec_of(net), net["channels"], net["cells_per_stage"])
   fb = tflm.flatbuffer_bytes(g)
-  host, m32 = tflm.arena(g, "host"), tflm.arena(g, "cortex_m")
+  a = tflm.arenas(g)
+  host, m32 = a["host"], a["cortex_m"]
   return {"operators": [[o.kind, o.fused, g.sizes[o.out]] for o in g.ops],
           "head": host["head"], "tail": host["tail"], "total": host["total"],
           "total_cortex_m": m32["total"], "tail_cortex_m": m32["tail"],

@@ -134,16 +134,9 @@ def convert_int8(folded: dict[str, Any], ops, cells_per_stage: int, image_size: 
 
 def operator_counts(path: str) -> dict[str, int]:
   """The builtin operators of a ``.tflite`` file and how often each occurs (subgraph 0)."""
-  runtime = _runtime()
-  from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
-  with open(path, "rb") as fh:
-    m = runtime.convert_bytearray_to_object(bytearray(fh.read()))
-  names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
   out: dict[str, int] = {}
-  for op in m.subgraphs[0].operators:
-    n = names.get(runtime.get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex]),
-                  "?")
-    out[n] = out.get(n, 0) + 1
+  for kind, _, _ in operator_sequence(path):
+    out[kind] = out.get(kind, 0) + 1
   return dict(sorted(out.items()))
 
 

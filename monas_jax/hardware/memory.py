@@ -194,11 +194,15 @@ def check_model(model: str, dtype: str = "int8") -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _tflm_memory(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells_per_stage: int,
-                 build: str) -> tuple[int, int]:
+def _tflm_memory(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells_per_stage: int
+                 ) -> dict[str, int]:
+  """The int8 TFLite deployment of one cell (dead operators already ``none``): ``tflite_bytes``
+  and the arena total of each ``tflm.BUILDS`` (one memory plan serves both)."""
   from monas_jax.hardware import tflm
   g = tflm.graph(ops, spec, channels, cells_per_stage)
-  return tflm.flatbuffer_bytes(g)["total"], tflm.arena(g, build)["total"]
+  out = {b: a["total"] for b, a in tflm.arenas(g).items()}
+  out["tflite_bytes"] = tflm.flatbuffer_bytes(g)["total"]
+  return out
 
 
 def _cell_memory(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells_per_stage: int,
@@ -207,8 +211,8 @@ def _cell_memory(ops: tuple[int, ...], spec: data.DataSpec, channels: int, cells
   if model == "onnx":
     m = _memory(ops, spec, channels, cells_per_stage)
     return m[f"flash_bytes_{dtype}"], m[f"peak_sram_bytes_{dtype}"]
-  return _tflm_memory(ops, spec, channels, cells_per_stage,
-                      "host" if model == "tflm" else "cortex_m")
+  t = _tflm_memory(ops, spec, channels, cells_per_stage)
+  return t["tflite_bytes"], t["host" if model == "tflm" else "cortex_m"]
 
 
 def memory_table(ops, dataset: "str | data.DataSpec" = "cifar10", channels: int = 16,
@@ -259,10 +263,9 @@ def deployment_memory(arch, dataset: "str | data.DataSpec" = "cifar10", channels
   """
   ops, spec = live_ops(arch), data.as_spec(dataset)
   out = dict(_memory(ops, spec, channels, cells_per_stage))
-  out["tflite_bytes"], out["tflm_arena_bytes"] = _tflm_memory(ops, spec, channels,
-                                                               cells_per_stage, "host")
-  out["tflm_arena_bytes_cortex_m"] = _tflm_memory(ops, spec, channels, cells_per_stage,
-                                                  "cortex_m")[1]
+  t = _tflm_memory(ops, spec, channels, cells_per_stage)
+  out.update(tflite_bytes=t["tflite_bytes"], tflm_arena_bytes=t["host"],
+             tflm_arena_bytes_cortex_m=t["cortex_m"])
   return out
 
 

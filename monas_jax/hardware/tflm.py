@@ -299,12 +299,17 @@ def constants(g: Graph) -> list[tuple[int, int]]:
   return list(out.values())
 
 
+def tensor_count(g: Graph) -> int:
+  """Tensors of the file: the constants (equal ones once), the input and each operator's output."""
+  return len(constants(g)) + 1 + len(g.ops)
+
+
 def flatbuffer_bytes(g: Graph) -> dict[str, int]:
   """The ``.tflite`` file of ``g``: ``constant_data`` (weight, bias and parameter buffers),
   ``quantization_params`` (a float32 scale and an int64 zero point per quantised channel of each
   constant, and per activation tensor), ``tensors`` and ``total`` bytes."""
   consts = constants(g)
-  n_tensors = len(consts) + 1 + len(g.ops)
+  n_tensors = tensor_count(g)
   data_bytes = sum(b for b, _ in consts)
   quant = 12 * (sum(ch for _, ch in consts) + 1 + len(g.ops))
   total = data_bytes + quant + FLATBUFFER_TENSOR_BYTES * n_tensors + FLATBUFFER_FIXED_BYTES
@@ -375,8 +380,7 @@ def tail_bytes(g: Graph, build: Build) -> int:
   for size in build.allocators:
     alloc(size, p)
   alloc(build.subgraph_allocations, p)
-  n_tensors = len(constants(g)) + 1 + len(g.ops)
-  alloc(build.eval_tensor * n_tensors, p)
+  alloc(build.eval_tensor * tensor_count(g), p)
   alloc(build.node_and_registration * len(g.ops), p)
   for op in g.ops:
     if op.kind in build.params:
@@ -398,12 +402,20 @@ def tail_bytes(g: Graph, build: Build) -> int:
   return tail
 
 
+def arenas(g: Graph, builds=tuple(BUILDS)) -> dict:
+  """TFLM's tensor arena for ``g`` in each of ``builds`` (names of ``BUILDS`` or ``Build``s), as
+  {build: {"head", "tail", "total"}} bytes: ``head`` the greedy plan of the activations and
+  scratch buffers (the same in every build with TFLM's reference kernels, so planned once),
+  ``tail`` the persistent allocations with the build's struct sizes, ``total`` what
+  ``arena_size`` must give."""
+  head = greedy_plan(lifetimes(g) + [(_align(n), i, i) for n, i in _scratch(g)])
+  out = {}
+  for build in builds:
+    tail = tail_bytes(g, BUILDS[build] if isinstance(build, str) else build)
+    out[build] = {"head": head, "tail": tail, "total": head + tail}
+  return out
+
+
 def arena(g: Graph, build: "str | Build" = "host") -> dict[str, int]:
-  """TFLM's tensor arena for ``g``: ``head`` (the greedy plan of the activations and scratch
-  buffers, bytes; the same in every build with TFLM's reference kernels), ``tail`` (persistent,
-  ``build``'s struct sizes) and ``total`` (what ``arena_size`` must give)."""
-  b = BUILDS[build] if isinstance(build, str) else build
-  buffers = lifetimes(g) + [(_align(n), i, i) for n, i in _scratch(g)]
-  head = greedy_plan(buffers)
-  tail = tail_bytes(g, b)
-  return {"head": head, "tail": tail, "total": head + tail}
+  """TFLM's tensor arena for ``g`` in one build: ``arenas(g, (build,))[build]``."""
+  return arenas(g, (build,))[build]
