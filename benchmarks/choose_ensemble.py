@@ -69,7 +69,9 @@ def main():
   names = tuple(a.candidates.split(","))
   t = benchmark.load_table()
   cells = sample_cells(1000, 0)
-  values = cell_values(a.records, cells, names + tuple(e_ind for e_ind in config_lib.make_config("cifar10").ensemble.indicators if e_ind not in names), t)
+  e = config_lib.make_config("cifar10").ensemble
+  # The candidates, and the default's indicators (the reference line) where they are not among them.
+  values = cell_values(a.records, cells, tuple(dict.fromkeys(names + tuple(e.indicators))), t)
   valid = t.columns["cifar10_valid_valid_acc"][cells]
   test = {ds: benchmark.test_accuracy(ds)[cells] for ds in DATASETS}
   choose, report = np.arange(500), np.arange(500, 1000)
@@ -83,7 +85,6 @@ def main():
     rep = " ".join("%.2f/%.2f" % tuple(pools(w, report, test[ds])) for ds in DATASETS)
     return f"choose {np.mean(pools(w, choose, valid)):.3f}  report C10/C100/IN16 {rep}"
 
-  e = config_lib.make_config("cifar10").ensemble
   default = dict(zip(e.indicators, e.weights))
   print(f"default {default}: {line(default)}")
   for what in a.what.split(","):
