@@ -196,3 +196,62 @@ def test_proxy_vector_one_compile_over_masks_and_directions(small):
     zc.proxy_fn(c, ("nope",))
   with pytest.raises(ValueError, match="labels"):
     jax.jit(zc.proxy_fn(c, ("zico",)))(masks[0], d[0], jax.random.key(0))
+
+
+@pytest.mark.slow
+def test_vkdnw_equals_a_direct_computation_on_the_standalone_network(small):
+  """VKDNW on the masked supernet equals the recipe of ondratybl/VKDNW run directly on the
+  standalone network of the cell: its own parameter tensors (the count is VKDNW's dimension),
+  forward-mode Jacobians of each image's logits (that image alone, batch statistics) with
+  respect to each tensor's first entry, L from numpy loops of the closed form, eigenvalues by
+  numpy's SVD, deciles by numpy's linear quantile."""
+  b, _ = small
+  fn = jax.jit(zc.vkdnw_fn(b, batch_size=8))
+  key = jax.random.key(5)
+  got = np.asarray(fn(_mask(CELL), None, key))
+  net = models.Network(4, 1, 10, ops_per_edge=CELL)
+  k_data, k_init = jax.random.split(key)
+  p_full = models.initialize(k_init, b.params, "kaiming", "fan_in")
+  x = jax.random.normal(k_data, (8, 32, 32, 3))
+  mine = jax.eval_shape(net.init, jax.random.key(0), x[:1])["params"]
+  paths = [tuple(k.key for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(mine)[0]]
+  p = jax.tree_util.tree_map_with_path(
+      lambda path, _: _get(p_full, tuple(k.key for k in path)), mine)
+  assert len(paths) == 21 + 9 * sum(op in (2, 3) for op in CELL)  # torch's named_parameters
+
+  def logits(delta, xi):
+    moved = jax.tree_util.tree_unflatten(
+        jax.tree_util.tree_structure(p),
+        [l.reshape(-1).at[0].add(d).reshape(l.shape)
+         for l, d in zip(jax.tree_util.tree_leaves(p), delta)])
+    out, _ = net.apply({"params": moved, "batch_stats": b.stats}, xi[None], train=True,
+                       mutable=["batch_stats"])
+    return out[0]
+
+  jac = np.stack([np.asarray(jax.jacfwd(logits)(jnp.zeros(len(paths)), xi)) for xi in x])
+  out, _ = net.apply({"params": p, "batch_stats": b.stats}, x, train=True, mutable=["batch_stats"])
+  fisher = 0
+  for z, j in zip(np.asarray(out, np.float64), jac.astype(np.float64)):
+    prob = np.exp(z - z.max()) / np.exp(z - z.max()).sum() * 0.95 + 0.005
+    q = 1 - np.cumsum(prob)
+    q[-1] = 0
+    low = np.eye(10)
+    for r in range(10):
+      for c in range(r):
+        low[r, c] = -prob[r] / q[c]
+    d = np.sqrt(prob * q / np.concatenate([[1.0], q[:-1]]))
+    low = low * d[None, :]
+    np.testing.assert_allclose(low @ low.T, np.diag(prob) - np.outer(prob, prob), atol=1e-9)
+    a = low @ j
+    fisher = fisher + a.T @ a / len(x)
+  lam = np.quantile(np.linalg.svd(fisher, compute_uv=False), np.arange(1, 10) / 10)
+  t = lam / (np.abs(lam).sum() + 1e-10)
+  entropy = -np.sum(t * np.log(t + 1e-10))
+  assert got[1] == pytest.approx(entropy, rel=2e-3)
+  assert got[0] == pytest.approx(len(paths) + entropy / np.log(10), rel=1e-5)
+
+
+def _get(tree, path):
+  for k in path:
+    tree = tree[k]
+  return tree

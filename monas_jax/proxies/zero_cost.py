@@ -20,6 +20,7 @@ the choice is named in the function's docstring.
   zico           SLDGroup/ZiCo compute_zico              PyTorch default   2 x 64 labelled images
   meco           HamsterMimi/MeCo meco.py                PyTorch default   one N(0,1) 64x64 image
   meco_modules   HamsterMimi/MeCo correlation script     PyTorch default   one real 32x32 image
+  vkdnw          ondratybl/VKDNW compute_vkdnw_score     Kaiming normal fan-in  32 N(0,1) images
 
 The batch is ``config.zc.batch_size`` (64). NASLib's stored NB201 values (the reference of
 benchmarks/naslib_reference.py) were computed on 32 images: jacov scores -n for n uncorrelated
@@ -41,12 +42,12 @@ from monas_jax.proxies import linear_regions
 HIGHER_IS_BETTER = {
     "expressivity": True, "progressivity": True, "trainability": True, "naswot": True,
     "synflow": True, "grad_norm": True, "snip": True, "jacov": True, "zico": True, "meco": True,
-    "params": True, "flops": True, "meco_modules": True,
+    "params": True, "flops": True, "meco_modules": True, "vkdnw": True, "vkdnw_entropy": True,
 }
 PROXIES = tuple(HIGHER_IS_BETTER)
 # Proxies computed together from one forward/backward pass.
 GROUPS = {"az_nas": ("expressivity", "progressivity", "trainability"),
-          "gradients": ("grad_norm", "snip")}
+          "gradients": ("grad_norm", "snip"), "vkdnw": ("vkdnw", "vkdnw_entropy")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -449,6 +450,92 @@ def meco_modules_fn(b: Bench) -> Callable:
 
 
 # --------------------------------------------------------------------------------------------
+# VKDNW (CVPR 2025): the spectrum of an empirical Fisher information matrix.
+
+def _cholesky_of_covariance(logits):
+  """(b, k, k) lower-triangular L with L L^T = diag(p) - p p^T, p the softmax of ``logits``
+  (b, k) smoothed as VKDNW's ``cholesky_covariance`` smooths it (p (1 - 0.05) + 0.05 / k),
+  built as their code builds it (Tanabe and Sagae's closed form)."""
+  k = logits.shape[1]
+  alpha = 0.05
+  prob = jax.nn.softmax(logits, axis=1) * (1 - alpha) + alpha / k
+  q = (1.0 - jnp.cumsum(prob, axis=1)).at[:, -1].set(0.0)
+  q_shift = jnp.roll(q, 1, axis=1).at[:, 0].set(1.0)
+  d = jnp.sqrt(prob * q / q_shift)
+  inv_q = jnp.where(q > 0, 1.0 / jnp.where(q > 0, q, 1.0), 0.0)  # their nan_to_num(-inf) -> 0
+  low = -prob[:, :, None] * inv_q[:, None, :]
+  eye = jnp.eye(k, dtype=logits.dtype)
+  low = jnp.tril(low * (1 - eye) + eye)
+  return low * d[:, None, :]
+
+
+def _quantiles_of_active(ev_sorted, n_skip, qs):
+  """Linear-interpolation quantiles (torch.quantile's) of ev_sorted[n_skip:] (ascending)."""
+  n = ev_sorted.shape[0] - n_skip
+  pos = n_skip + qs * (n - 1)
+  lo = jnp.floor(pos).astype(jnp.int32)
+  hi = jnp.minimum(lo + 1, ev_sorted.shape[0] - 1)
+  return ev_sorted[lo] + (pos - lo) * (ev_sorted[hi] - ev_sorted[lo])
+
+
+def vkdnw_fn(b: Bench, batch_size: int = 32) -> Callable:
+  """``fn(mask, data, key, init_key) -> (2,)``: VKDNW_single's order key and its entropy.
+
+  Follows ``ondratybl/VKDNW`` NB201 code (``compute_vkdnw_score.py`` and ``tss_utils.py``):
+  Kaiming-normal fan-in weights, a batch of ``batch_size`` N(0, 1) images (their default: no
+  real input, batch 32; ``data`` is unused), BatchNorm on batch statistics (their network has no
+  running statistics, so ``eval()`` still normalises by the batch). J (b, k, P) is the Jacobian
+  of each image's logits, that image run alone, with respect to the first entry of each of the
+  P parameter tensors of the standalone network; F = mean over images of (L J)^T (L J), with L
+  the Cholesky factor of the smoothed softmax covariance of the whole batch's logits (their
+  code multiplies by L, not L^T, and so does this). Eigenvalues of F, their deciles 0.1..0.9
+  (torch.quantile's interpolation), normalised to sum 1: ``vkdnw_entropy`` = their entropy
+  (nats, at most log 9). VKDNW_single ranks the tuple (number of parameter tensors, entropy);
+  ``vkdnw`` = tensors + entropy / log 10 orders cells exactly as that tuple does (the fraction
+  stays below 1). Tensors of operators the mask prunes are left out of P, as they are absent
+  from the standalone network. Cost: batch_size x classes single-image backward passes per
+  cell; at C=16, N=5 on a 2-core CPU 120-137 s per cell after a 203 s compile
+  (benchmarks/vkdnw_cost.py), so it is an extra proxy, not a search default.
+  """
+  where = [linear_regions.edge_op(path)
+           for path, _ in jax.tree_util.tree_flatten_with_path(b.params)[0]]
+  qs = jnp.arange(1, 10, dtype=jnp.float32) / 10.0
+
+  def fn(mask, data, key, init_key=None):
+    del data
+    k_data, k_init = _keys(key, init_key)
+    p = models.initialize(k_init, b.params, "kaiming", "fan_in")
+    x = jax.random.normal(k_data, (batch_size, b.image_size, b.image_size, b.in_channels))
+    active = jnp.stack([jnp.asarray(1.0) if w is None else mask[w] for w in where])
+
+    # One image at a time, one class at a time (lax.map, not vmap): a vmapped gradient with
+    # respect to shared weights becomes per-image weight gradients, whose XLA:CPU compile took
+    # 529 s at C=16, N=5 (203 s this way).
+    num_classes = jax.eval_shape(lambda: _apply(b, p, x[:1], mask)[0]).shape[1]
+
+    def image_jacobian(xi):
+      _, pull = jax.vjp(lambda p: _apply(b, p, xi[None], mask)[0][0], p)
+      row = lambda g: jnp.stack([l.reshape(-1)[0] for l in jax.tree_util.tree_leaves(pull(g)[0])])
+      return jax.lax.map(row, jnp.eye(num_classes))  # (k, P)
+
+    jac = jax.lax.map(image_jacobian, x)  # (b, k, P)
+    a = _cholesky_of_covariance(_apply(b, p, x, mask)[0]) @ jac  # (b, k, P)
+    fisher = jnp.mean(jnp.swapaxes(a, 1, 2) @ a, axis=0)
+    # Pruned tensors: their rows and columns are zero; give them eigenvalue -1 and skip them.
+    fisher = fisher * active[:, None] * active[None, :] - jnp.diag(1.0 - active)
+    ev = jnp.linalg.eigvalsh(fisher)
+    n_skip = jnp.sum(1.0 - active).astype(jnp.int32)
+    ev = jnp.sort(jnp.where(jnp.arange(ev.shape[0]) >= n_skip, jnp.abs(ev), -1.0))
+    lam = _quantiles_of_active(ev, n_skip, qs)
+    t = lam / (jnp.sum(jnp.abs(lam)) + 1e-10)
+    entropy = -jnp.sum(t * jnp.log(t + 1e-10))
+    out = jnp.stack([jnp.sum(active) + entropy / jnp.log(10.0), entropy])
+    return jnp.where(jnp.isnan(out), -jnp.inf, out)
+
+  return fn
+
+
+# --------------------------------------------------------------------------------------------
 # One vector of proxies per mask.
 
 def proxy_fn(config: ml_collections.ConfigDict, names=PROXIES) -> Callable:
@@ -476,6 +563,7 @@ def proxy_fn(config: ml_collections.ConfigDict, names=PROXIES) -> Callable:
       "zico": lambda: zico_fn(b, z.batch_size),
       "meco": lambda: meco_fn(b),
       "meco_modules": lambda: meco_modules_fn(b),
+      "vkdnw": lambda: vkdnw_fn(b),
   }
   group_of = {n: g for g, members in GROUPS.items() for n in members}
   needed = []
