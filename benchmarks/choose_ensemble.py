@@ -29,7 +29,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from experiments.score_space import read_records, sample_cells  # noqa: E402
+from experiments.score_space import condition_numbers, read_records, sample_cells  # noqa: E402
 from monas_jax import benchmark, config as config_lib  # noqa: E402
 from monas_jax.search import compose, topk  # noqa: E402
 
@@ -38,8 +38,16 @@ CANDIDATES = ("expressivity", "progressivity", "trainability", "synflow", "meco"
 
 
 def read_values(path: str) -> dict[str, dict[int, float]]:
-  """proxy name -> {NAS-Bench-201 index: value} from every zc.*.jsonl under ``path``."""
+  """proxy name -> {NAS-Bench-201 index: value} from every zc.*.jsonl under ``path``, and the
+  MONAS indicators where ``score_space`` also wrote NTK records (``records.*.jsonl``): ``ntk``
+  = minus K_i (i = the config's ``ntk.cond_index``, so that higher is better) and ``regions``."""
   vals: dict[str, dict[int, float]] = {}
+  i_cond = config_lib.make_config("cifar10").ntk.cond_index
+  for f in sorted(glob.glob(os.path.join(path, "records.*.jsonl"))):
+    for i, r in read_records(f).items():
+      k = condition_numbers(np.asarray([r["eigenvalues"]]), i_cond)[0, i_cond]
+      vals.setdefault("ntk", {})[i] = -float(k)
+      vals.setdefault("regions", {})[i] = float(r["R"])
   for f in sorted(glob.glob(os.path.join(path, "zc.*.jsonl"))):  # one file per proxy group
     for i, r in read_records(f).items():
       for k, v in r.items():
@@ -64,7 +72,8 @@ def main():
   ap.add_argument("--what", default="subsets,weights")
   ap.add_argument("--pools", type=int, default=200)
   ap.add_argument("--candidates", default=",".join(CANDIDATES),
-                  help="indicators the subsets are drawn from (meco_modules: records that hold it)")
+                  help="indicators the subsets are drawn from (meco_modules, vkdnw, ntk, regions: "
+                       "records that hold them)")
   a = ap.parse_args()
   names = tuple(a.candidates.split(","))
   t = benchmark.load_table()
