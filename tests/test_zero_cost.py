@@ -247,7 +247,8 @@ def test_vkdnw_equals_a_direct_computation_on_the_standalone_network(small):
   lam = np.quantile(np.linalg.svd(fisher, compute_uv=False), np.arange(1, 10) / 10)
   t = lam / (np.abs(lam).sum() + 1e-10)
   entropy = -np.sum(t * np.log(t + 1e-10))
-  assert got[1] == pytest.approx(entropy, rel=2e-3)
+  # float32 eigenvalues put ours 1.6e-4 off; multiplying by L^T instead of L moves it 4e-3.
+  assert got[1] == pytest.approx(entropy, rel=5e-4)
   assert got[0] == pytest.approx(len(paths) + entropy / np.log(10), rel=1e-5)
 
 
