@@ -128,8 +128,10 @@ def proxy_groups(names) -> list[tuple[str, tuple[str, ...]]]:
   return out
 
 
-def _score_proxies(config, cells, workdir, data_arg, echo, names):
-  """Appends one record per cell and proxy group to ``zc.<group>.<shard>.jsonl`` (resumable)."""
+def score_proxies(config, cells, workdir, data_arg, echo, names):
+  """Appends one record per cell (NAS-Bench-201 indices ``cells``) and proxy group of ``names``
+  to ``workdir/zc.<group>.<shard>.jsonl``, skipping cells already there (resumable); ``data_arg``
+  is (images, labels) as the proxies take it."""
   shard = config_shard(config)
   for tag, members in proxy_groups(names):
     path = os.path.join(workdir, f"zc.{tag}.{shard}.jsonl")
@@ -193,9 +195,9 @@ def run(config, workdir: str, echo=print) -> dict | None:
     _score(config, mine, os.path.join(workdir, f"records.{shard}.jsonl"), images, echo,
            f"{config.dataset} n={config.ntk.batch_size}", with_regions=True)
   data_arg = (images, jnp.asarray(labels_np))
-  _score_proxies(config, mine, workdir, data_arg, echo, config.score.proxies)
+  score_proxies(config, mine, workdir, data_arg, echo, config.score.proxies)
   extra = cells[:config.score.extra_cells]
-  _score_proxies(config, extra[config.shard_index::config.num_shards], workdir, data_arg, echo,
+  score_proxies(config, extra[config.shard_index::config.num_shards], workdir, data_arg, echo,
                  config.score.extra_proxies)
   sweep = cells[:config.score.sweep_cells]
   sweep_mine = sweep[config.shard_index::config.num_shards]

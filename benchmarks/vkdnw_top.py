@@ -1,0 +1,78 @@
+r"""VKDNW where the search decides: among the cells the default ensemble ranks highest.
+
+  python benchmarks/vkdnw_top.py [--records=benchmarks/results/score-c10-zc] [--top=12] \
+      [--workdir=runs/vkdnw-top]
+
+VKDNW costs about two minutes per cell on 2 cores (benchmarks/vkdnw_cost.py), too much for the
+1,000 committed cells. This scores it on the ``--top`` cells of each half of that sample (first
+500 / other 500, as choose_ensemble.py splits it) by the default composed score, with the keys
+``experiments.score_space`` would use (records ``zc.vkdnw.shard0-of-1.jsonl`` in ``--workdir``,
+resumable), then prints, inside each half's top cells: each indicator's Kendall tau with the
+test accuracy (C10 / C100 / IN16) and the accuracy of the cell it puts first, for the default's
+indicators, ``vkdnw``, ``vkdnw_entropy``, the default composition and the default plus
+``vkdnw_entropy`` (both recomposed inside the top cells). A diagnostic of the top, not a choice:
+the 24 cells are too few to choose a composition on.
+"""
+import argparse
+import os
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from choose_ensemble import DATASETS, cell_values  # noqa: E402
+from experiments.score_space import read_proxies, sample_cells, score_proxies  # noqa: E402
+from monas_jax import benchmark, config as config_lib, data  # noqa: E402
+from monas_jax.proxies import zero_cost  # noqa: E402
+from monas_jax.search import compose  # noqa: E402
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--records", default=os.path.join(ROOT, "benchmarks/results/score-c10-zc"))
+  ap.add_argument("--top", type=int, default=12)
+  ap.add_argument("--workdir", default="runs/vkdnw-top")
+  a = ap.parse_args()
+  c = config_lib.make_config("cifar10")
+  e = c.ensemble
+  t = benchmark.load_table()
+  cells = sample_cells(1000, 0)
+  values = cell_values(a.records, cells, tuple(e.indicators), t)
+  weights = dict(zip(e.indicators, e.weights))
+  halves = {"choosing half": np.arange(500), "reporting half": np.arange(500, 1000)}
+  # Each half's top by the default composed inside that half (the halves stay apart).
+  tops = {h: idx[np.argsort(-compose.compose({n: values[n][idx] for n in e.indicators},
+                                             zero_cost.HIGHER_IS_BETTER, weights, e.rule))[:a.top]]
+          for h, idx in halves.items()}
+  os.makedirs(a.workdir, exist_ok=True)
+  images, labels, _ = data.load_images(c.dataset, c.data_dir)
+  todo = np.concatenate([cells[i] for i in tops.values()])
+  score_proxies(c, todo, a.workdir, (jnp.asarray(images), jnp.asarray(labels)), print, ("vkdnw",))
+  vk = read_proxies(a.workdir, ("vkdnw", "vkdnw_entropy"))
+  acc = {ds: benchmark.test_accuracy(ds) for ds in DATASETS}
+  for half, top in tops.items():
+    idx = cells[top]
+    v = {n: values[n][top] for n in e.indicators}
+    v.update({n: np.array([vk[n][int(i)] for i in idx]) for n in ("vkdnw", "vkdnw_entropy")})
+    rows = dict(v)
+    rows["default (recomposed)"] = compose.compose({n: v[n] for n in e.indicators},
+                                                   zero_cost.HIGHER_IS_BETTER, weights, e.rule)
+    plus = {**weights, "vkdnw_entropy": 1.0}
+    rows["default + vkdnw_entropy"] = compose.compose({n: v[n] for n in plus},
+                                                      zero_cost.HIGHER_IS_BETTER, plus, e.rule)
+    best = " / ".join(f"{acc[ds][idx].max():.2f}" for ds in DATASETS)
+    print(f"\n{half}: the default's top {len(idx)} cells (best there C10 / C100 / IN16 {best})")
+    print("| score | tau C10 / C100 / IN16 | its first cell C10 / C100 / IN16 |")
+    print("| --- | --- | --- |")
+    for name, s in rows.items():
+      taus = " / ".join(f"{stats.kendalltau(s, acc[ds][idx])[0]:.2f}" for ds in DATASETS)
+      first = " / ".join(f"{acc[ds][idx][np.argmax(s)]:.2f}" for ds in DATASETS)
+      print(f"| {name} | {taus} | {first} |")
+
+
+if __name__ == "__main__":
+  main()
