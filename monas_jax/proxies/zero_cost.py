@@ -511,12 +511,10 @@ def vkdnw_fn(b: Bench, batch_size: int = 32) -> Callable:
     # One image at a time, one class at a time (lax.map, not vmap): a vmapped gradient with
     # respect to shared weights becomes per-image weight gradients, whose XLA:CPU compile took
     # 529 s at C=16, N=5 (203 s this way).
-    num_classes = jax.eval_shape(lambda: _apply(b, p, x[:1], mask)[0]).shape[1]
-
     def image_jacobian(xi):
       _, pull = jax.vjp(lambda p: _apply(b, p, xi[None], mask)[0][0], p)
       row = lambda g: jnp.stack([l.reshape(-1)[0] for l in jax.tree_util.tree_leaves(pull(g)[0])])
-      return jax.lax.map(row, jnp.eye(num_classes))  # (k, P)
+      return jax.lax.map(row, jnp.eye(b.net.num_classes))  # (k, P)
 
     jac = jax.lax.map(image_jacobian, x)  # (b, k, P)
     a = _cholesky_of_covariance(_apply(b, p, x, mask)[0]) @ jac  # (b, k, P)
