@@ -13,6 +13,9 @@ Reads the committed ``score_space`` records (no network is run). The cells are t
   accuracy that is reported).
 - ``weights``: the default's four indicators with every weight in {0.5, 1, 2}, ranked the same
   way.
+- ``rerank``: two stages, for an indicator too costly to run on every cell a search scores: the
+  default composed inside each pool keeps its top k (k in 8, 16, 32), and the default plus one
+  candidate outside the default, recomposed inside those k, picks. Ranked the same way.
 
 For the ten best of each and the current default it prints the reporting half's best-of-64 /
 best-of-256 test accuracy on all three datasets (pools are recomposed inside, as a search
@@ -69,7 +72,7 @@ def cell_values(path: str, cells, names, table) -> dict[str, np.ndarray]:
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--records", default=os.path.join(ROOT, "benchmarks/results/score-c10-zc"))
-  ap.add_argument("--what", default="subsets,weights")
+  ap.add_argument("--what", default="subsets,weights", help="subsets, weights, rerank")
   ap.add_argument("--pools", type=int, default=200)
   ap.add_argument("--candidates", default=",".join(CANDIDATES),
                   help="indicators the subsets are drawn from (meco_modules, vkdnw, ntk, regions: "
@@ -85,8 +88,20 @@ def main():
   test = {ds: benchmark.test_accuracy(ds)[cells] for ds in DATASETS}
   choose, report = np.arange(500), np.arange(500, 1000)
 
+  def composed(w, idx):
+    return compose.compose({n: values[n][idx] for n in w}, {n: True for n in w}, w)
+
   def pools(w, half, acc):
-    fn = lambda p: compose.compose({n: values[n][half[p]] for n in w}, {n: True for n in w}, w)
+    if "rerank_k" in w:  # two stages: the default's top k, then w recomposed inside them
+      k, w = w["rerank_k"], {n: x for n, x in w.items() if n != "rerank_k"}
+
+      def fn(p):
+        top = np.argsort(-composed(default, half[p]))[:k]
+        out = np.full(len(p), -np.inf)
+        out[top] = composed(w, half[p][top])
+        return out
+    else:
+      fn = lambda p: composed(w, half[p])
     return [acc[half][topk.pool_picks(len(half), s, a.pools, 0, score_fn=fn)].mean()
             for s in (64, 256)]
 
@@ -100,11 +115,14 @@ def main():
     if what == "subsets":
       tried = [{n: 1.0 for n in sub} for r in range(1, len(names) + 1)
                for sub in itertools.combinations(names, r)]
+    elif what == "rerank":
+      tried = [{**default, n: 1.0, "rerank_k": k} for n in names if n not in default
+               for k in (8, 16, 32)]
     elif what == "weights":
       keys = sorted(default)
       tried = [dict(zip(keys, ws)) for ws in itertools.product((0.5, 1.0, 2.0), repeat=len(keys))]
     else:
-      raise SystemExit(f"--what: {what!r} is not 'subsets' or 'weights'")
+      raise SystemExit(f"--what: {what!r} is not 'subsets', 'weights' or 'rerank'")
     ranked = sorted(tried, key=lambda w: -np.mean(pools(w, choose, valid)))
     print(f"\n{what}: the ten best of {len(tried)} on the choosing half")
     for w in ranked[:10]:
