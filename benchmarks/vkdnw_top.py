@@ -1,7 +1,7 @@
 r"""VKDNW where the search decides: among the cells the default ensemble ranks highest.
 
   python benchmarks/vkdnw_top.py [--records=benchmarks/results/score-c10-zc] [--top=12] \
-      [--workdir=runs/vkdnw-top]
+      [--workdir=runs/vkdnw-top] [--proxy=vkdnw --add=vkdnw_entropy]
 
 VKDNW costs about two minutes per cell on 2 cores (benchmarks/vkdnw_cost.py), too much for the
 1,000 committed cells. This scores it on the ``--top`` cells of each half of that sample (first
@@ -12,6 +12,9 @@ test accuracy (C10 / C100 / IN16) and the accuracy of the cell it puts first, fo
 indicators, ``vkdnw``, ``vkdnw_entropy``, the default composition and the default plus
 ``vkdnw_entropy`` (both recomposed inside the top cells). A diagnostic of the top, not a choice:
 the 24 cells are too few to choose a composition on.
+
+``--proxy`` scores another costly proxy (group) of ``zero_cost.proxy_fn`` the same way, e.g.
+``--proxy=zico --add=zico``; ``--add`` is the member added to the default in the last row.
 """
 import argparse
 import os
@@ -36,7 +39,12 @@ def main():
   ap.add_argument("--records", default=os.path.join(ROOT, "benchmarks/results/score-c10-zc"))
   ap.add_argument("--top", type=int, default=12)
   ap.add_argument("--workdir", default="runs/vkdnw-top")
+  ap.add_argument("--proxy", default="vkdnw", help="proxy or group of zero_cost.proxy_fn")
+  ap.add_argument("--add", default="vkdnw_entropy", help="member added to the default")
   a = ap.parse_args()
+  members = zero_cost.GROUPS.get(a.proxy, (a.proxy,))
+  if a.add not in members:
+    raise SystemExit(f"--add: {a.add!r} is not among {a.proxy}'s values {members}")
   c = config_lib.make_config("cifar10")
   e = c.ensemble
   t = benchmark.load_table()
@@ -51,18 +59,18 @@ def main():
   os.makedirs(a.workdir, exist_ok=True)
   images, labels, _ = data.load_images(c.dataset, c.data_dir)
   todo = np.concatenate([cells[i] for i in tops.values()])
-  score_proxies(c, todo, a.workdir, (jnp.asarray(images), jnp.asarray(labels)), print, ("vkdnw",))
-  vk = read_proxies(a.workdir, ("vkdnw", "vkdnw_entropy"))
+  score_proxies(c, todo, a.workdir, (jnp.asarray(images), jnp.asarray(labels)), print, members)
+  vk = read_proxies(a.workdir, members)
   acc = {ds: benchmark.test_accuracy(ds) for ds in DATASETS}
   for half, top in tops.items():
     idx = cells[top]
     v = {n: values[n][top] for n in e.indicators}
-    v.update({n: np.array([vk[n][int(i)] for i in idx]) for n in ("vkdnw", "vkdnw_entropy")})
+    v.update({n: np.array([vk[n][int(i)] for i in idx]) for n in members})
     rows = dict(v)
     rows["default (recomposed)"] = compose.compose({n: v[n] for n in e.indicators},
                                                    zero_cost.HIGHER_IS_BETTER, weights, e.rule)
-    plus = {**weights, "vkdnw_entropy": 1.0}
-    rows["default + vkdnw_entropy"] = compose.compose({n: v[n] for n in plus},
+    plus = {**weights, a.add: 1.0}
+    rows[f"default + {a.add}"] = compose.compose({n: v[n] for n in plus},
                                                       zero_cost.HIGHER_IS_BETTER, plus, e.rule)
     best = " / ".join(f"{acc[ds][idx].max():.2f}" for ds in DATASETS)
     print(f"\n{half}: the default's top {len(idx)} cells (best there C10 / C100 / IN16 {best})")
