@@ -2,11 +2,16 @@ r"""Where XLA:CPU's backward bytes through the masked supernet come from, and wh
 
   python benchmarks/xla_backward_fusion.py --what=vjp --cells_per_stage=1,2,3,5 [--no_fusion]
   python benchmarks/xla_backward_fusion.py --what=proxies [--no_fusion]
+  python benchmarks/xla_backward_fusion.py --what=single_path
 
 ``--what=vjp``: one input-gradient (VJP of the logits' sum) of the C=16 supernet, all operators on,
 batch 32: compile seconds, the second run's seconds, and ``cost_analysis`` bytes and flops.
 ``--what=proxies``: the default ensemble's indicators (``zero_cost.proxy_fn``) compiled once and
 run on the first 4 cells of ``score_space``'s 1,000-cell sample: compile and per-cell seconds.
+``--what=single_path``: one input-gradient at batch 64 (C=16, N=5) of one cell (the CIFAR-100
+optimum), through the masked supernet (every operator computed, then masked; mask an argument)
+and through the standalone network that builds only that cell's operators: compile and run
+seconds, what computing only a cell's operators could save per evaluation.
 ``--no_fusion`` sets ``XLA_FLAGS=--xla_disable_hlo_passes=fusion`` before JAX starts (XLA's
 instruction fusion off, for the comparison only; the package never sets it).
 Results: benchmarks/RESULTS.md, issue-20 section ("XLA:CPU's quadratic backward bytes").
@@ -47,6 +52,35 @@ def vjp(depths):
           f"{ca['bytes accessed'] / 1e9:.1f} GB, {ca['flops'] / 1e9:.1f} GFLOP", flush=True)
 
 
+def single_path():
+  import jax
+  import jax.numpy as jnp
+  from monas_jax import models, space
+  ops = space.parse_arch_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
+                             "|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+  x = jax.random.normal(jax.random.key(0), (64, 32, 32, 3))
+  mask = jnp.asarray(space.ops_to_mask(ops))
+  for name, net, m in (("masked supernet", models.Network(16, 5, 10), mask),
+                       ("standalone cell", models.Network(16, 5, 10, ops_per_edge=ops), None)):
+    v = net.init(jax.random.key(1), x, m)
+
+    def grad(x, v, m, net=net):  # parameters and mask as arguments: nothing constant-folds
+      f = lambda x: net.apply(v, x, m, train=True, mutable=["batch_stats"])[0]
+      y, pull = jax.vjp(f, x)
+      return pull(jnp.ones_like(y))[0]
+
+    t = time.perf_counter()
+    c = jax.jit(grad).lower(x, v, m).compile()
+    tc = time.perf_counter() - t
+    jax.block_until_ready(c(x, v, m))
+    runs = []
+    for _ in range(3):
+      t = time.perf_counter()
+      jax.block_until_ready(c(x, v, m))
+      runs.append(time.perf_counter() - t)
+    print(f"{name}: compile {tc:.1f} s, run {min(runs):.2f} s (best of 3)", flush=True)
+
+
 def proxies():
   import jax
   import jax.numpy as jnp
@@ -71,7 +105,7 @@ def proxies():
 
 def main():
   ap = argparse.ArgumentParser()
-  ap.add_argument("--what", choices=("vjp", "proxies"), default="vjp")
+  ap.add_argument("--what", choices=("vjp", "proxies", "single_path"), default="vjp")
   ap.add_argument("--cells_per_stage", default="1,2,3,5")
   ap.add_argument("--no_fusion", action="store_true")
   a = ap.parse_args()
@@ -81,7 +115,7 @@ def main():
   if a.what == "vjp":
     vjp([int(n) for n in a.cells_per_stage.split(",")])
   else:
-    proxies()
+    {"proxies": proxies, "single_path": single_path}[a.what]()
 
 
 if __name__ == "__main__":
