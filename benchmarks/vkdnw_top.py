@@ -71,7 +71,7 @@ def main():
                                                    zero_cost.HIGHER_IS_BETTER, weights, e.rule)
     plus = {**weights, a.add: 1.0}
     rows[f"default + {a.add}"] = compose.compose({n: v[n] for n in plus},
-                                                      zero_cost.HIGHER_IS_BETTER, plus, e.rule)
+                                                 zero_cost.HIGHER_IS_BETTER, plus, e.rule)
     best = " / ".join(f"{acc[ds][idx].max():.2f}" for ds in DATASETS)
     print(f"\n{half}: the default's top {len(idx)} cells (best there C10 / C100 / IN16 {best})")
     print("| score | tau C10 / C100 / IN16 | its first cell C10 / C100 / IN16 |")

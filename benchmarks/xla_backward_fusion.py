@@ -25,6 +25,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
+def _compile_and_time(fn, args, repeats=1):
+  """(compile s, best run s of ``repeats`` after one warm-up run, the compiled function)."""
+  import jax
+  t = time.perf_counter()
+  c = jax.jit(fn).lower(*args).compile()
+  tc = time.perf_counter() - t
+  jax.block_until_ready(c(*args))
+  runs = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(c(*args))
+    runs.append(time.perf_counter() - t)
+  return tc, min(runs), c
+
+
 def vjp(depths):
   import jax
   import jax.numpy as jnp
@@ -35,20 +50,15 @@ def vjp(depths):
     net = models.Network(channels=16, cells_per_stage=n, num_classes=10)
     v = net.init(jax.random.key(1), x, mask)
 
-    def grad(x, mask, v=v, net=net):
+    def grad(x, mask, v=v, net=net):  # parameters are constants here (as recorded); mask not
       f = lambda x: net.apply(v, x, mask, train=True, mutable=["batch_stats"])[0]
       y, pull = jax.vjp(f, x)
       return pull(jnp.ones_like(y))[0]
 
-    t = time.perf_counter()
-    c = jax.jit(grad).lower(x, mask).compile()
-    tc = time.perf_counter() - t
+    tc, tr, c = _compile_and_time(grad, (x, mask))
     ca = c.cost_analysis()
     ca = ca[0] if isinstance(ca, list) else ca
-    jax.block_until_ready(c(x, mask))
-    t = time.perf_counter()
-    jax.block_until_ready(c(x, mask))
-    print(f"N={n}: compile {tc:.1f} s, run {time.perf_counter() - t:.2f} s, "
+    print(f"N={n}: compile {tc:.1f} s, run {tr:.2f} s, "
           f"{ca['bytes accessed'] / 1e9:.1f} GB, {ca['flops'] / 1e9:.1f} GFLOP", flush=True)
 
 
@@ -69,16 +79,8 @@ def single_path():
       y, pull = jax.vjp(f, x)
       return pull(jnp.ones_like(y))[0]
 
-    t = time.perf_counter()
-    c = jax.jit(grad).lower(x, v, m).compile()
-    tc = time.perf_counter() - t
-    jax.block_until_ready(c(x, v, m))
-    runs = []
-    for _ in range(3):
-      t = time.perf_counter()
-      jax.block_until_ready(c(x, v, m))
-      runs.append(time.perf_counter() - t)
-    print(f"{name}: compile {tc:.1f} s, run {min(runs):.2f} s (best of 3)", flush=True)
+    tc, tr, _ = _compile_and_time(grad, (x, v, m), repeats=3)
+    print(f"{name}: compile {tc:.1f} s, run {tr:.2f} s (best of 3)", flush=True)
 
 
 def proxies():
