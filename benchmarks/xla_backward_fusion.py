@@ -17,6 +17,7 @@ instruction fusion off, for the comparison only; the package never sets it).
 Results: benchmarks/RESULTS.md, issue-20 section ("XLA:CPU's quadratic backward bytes").
 """
 import argparse
+import functools
 import os
 import sys
 import time
@@ -40,6 +41,19 @@ def _compile_and_time(fn, args, repeats=1):
   return tc, min(runs), c
 
 
+def _input_grad(net):
+  """grad(x, mask, v): the gradient of the sum of ``net``'s logits with respect to its images x."""
+  import jax
+  import jax.numpy as jnp
+
+  def grad(x, mask, v):
+    f = lambda x: net.apply(v, x, mask, train=True, mutable=["batch_stats"])[0]
+    y, pull = jax.vjp(f, x)
+    return pull(jnp.ones_like(y))[0]
+
+  return grad
+
+
 def vjp(depths):
   import jax
   import jax.numpy as jnp
@@ -50,12 +64,8 @@ def vjp(depths):
     net = models.Network(channels=16, cells_per_stage=n, num_classes=10)
     v = net.init(jax.random.key(1), x, mask)
 
-    def grad(x, mask, v=v, net=net):  # parameters are constants here (as recorded); mask not
-      f = lambda x: net.apply(v, x, mask, train=True, mutable=["batch_stats"])[0]
-      y, pull = jax.vjp(f, x)
-      return pull(jnp.ones_like(y))[0]
-
-    tc, tr, c = _compile_and_time(grad, (x, mask))
+    # Parameters bound, so constants of the compile (as recorded); the mask an argument.
+    tc, tr, c = _compile_and_time(functools.partial(_input_grad(net), v=v), (x, mask))
     ca = c.cost_analysis()
     ca = ca[0] if isinstance(ca, list) else ca
     print(f"N={n}: compile {tc:.1f} s, run {tr:.2f} s, "
@@ -74,12 +84,8 @@ def single_path():
                        ("standalone cell", models.Network(16, 5, 10, ops_per_edge=ops), None)):
     v = net.init(jax.random.key(1), x, m)
 
-    def grad(x, v, m, net=net):  # parameters and mask as arguments: nothing constant-folds
-      f = lambda x: net.apply(v, x, m, train=True, mutable=["batch_stats"])[0]
-      y, pull = jax.vjp(f, x)
-      return pull(jnp.ones_like(y))[0]
-
-    tc, tr, _ = _compile_and_time(grad, (x, v, m), repeats=3)
+    # Parameters and mask as arguments: nothing constant-folds.
+    tc, tr, _ = _compile_and_time(_input_grad(net), (x, m, v), repeats=3)
     print(f"{name}: compile {tc:.1f} s, run {tr:.2f} s (best of 3)", flush=True)
 
 
