@@ -13,6 +13,7 @@ indicators, ``vkdnw``, ``vkdnw_entropy``, the default composition and the defaul
 ``vkdnw_entropy`` (both recomposed inside the top cells). A diagnostic of the top, not a choice:
 the 24 cells are too few to choose a composition on.
 
+``--halves=reporting`` scores and reports one half only (or both in another order).
 ``--proxy`` scores another costly proxy (group) of ``zero_cost.proxy_fn`` the same way, e.g.
 ``--proxy=zico --add=zico``; ``--add`` is the member added to the default in the last row.
 """
@@ -41,6 +42,8 @@ def main():
   ap.add_argument("--workdir", default="runs/vkdnw-top")
   ap.add_argument("--proxy", default="vkdnw", help="proxy or group of zero_cost.proxy_fn")
   ap.add_argument("--add", default="vkdnw_entropy", help="member added to the default")
+  ap.add_argument("--halves", default="choosing,reporting",
+                  help="which halves to score and report, in this order")
   a = ap.parse_args()
   members = zero_cost.GROUPS.get(a.proxy, (a.proxy,))
   if a.add not in members:
@@ -51,7 +54,11 @@ def main():
   cells = sample_cells(1000, 0)
   values = cell_values(a.records, cells, tuple(e.indicators), t)
   weights = dict(zip(e.indicators, e.weights))
-  halves = {"choosing half": np.arange(500), "reporting half": np.arange(500, 1000)}
+  split = {"choosing": np.arange(500), "reporting": np.arange(500, 1000)}
+  bad = [h for h in a.halves.split(",") if h not in split]
+  if bad:
+    raise SystemExit(f"--halves: {bad[0]!r} is not one of {', '.join(split)}")
+  halves = {f"{h} half": split[h] for h in a.halves.split(",")}
   # Each half's top by the default composed inside that half (the halves stay apart).
   tops = {h: idx[np.argsort(-compose.compose({n: values[n][idx] for n in e.indicators},
                                              zero_cost.HIGHER_IS_BETTER, weights, e.rule))[:a.top]]

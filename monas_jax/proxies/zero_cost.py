@@ -493,9 +493,9 @@ def vkdnw_fn(b: Bench, batch_size: int = 32) -> Callable:
   (nats, at most log 9). VKDNW_single ranks the tuple (number of parameter tensors, entropy);
   ``vkdnw`` = tensors + entropy / log 10 orders cells exactly as that tuple does (the fraction
   stays below 1). Tensors of operators the mask prunes are left out of P, as they are absent
-  from the standalone network. Cost: batch_size single-image backward passes per cell, each
-  for all classes at once; at C=16, N=5 on a 2-core CPU about 125-195 s per cell after a
-  180-200 s compile (benchmarks/RESULTS.md), so it is an extra proxy, not a search default.
+  from the standalone network. Cost: batch_size x classes single-image backward passes per
+  cell; at C=16, N=5 on a 2-core CPU 120-137 s per cell after a 203 s compile
+  (benchmarks/vkdnw_cost.py), so it is an extra proxy, not a search default.
   """
   where = [linear_regions.edge_op(path)
            for path, _ in jax.tree_util.tree_flatten_with_path(b.params)[0]]
@@ -508,15 +508,13 @@ def vkdnw_fn(b: Bench, batch_size: int = 32) -> Callable:
     x = jax.random.normal(k_data, (batch_size, b.image_size, b.image_size, b.in_channels))
     active = jnp.stack([jnp.asarray(1.0) if w is None else mask[w] for w in where])
 
-    # One image at a time (lax.map, not vmap): a vmapped gradient with respect to shared
-    # weights becomes per-image weight gradients, whose XLA:CPU compile took 529 s at C=16,
-    # N=5. The classes are vmapped: with lax.map over them too, XLA:CPU's float32 entropy was
-    # 6e-3 and 8e-3 off a float64 run of this code on two C=16, N=5 cells, vmapped 9e-5 and
-    # 1e-5 (benchmarks/results/vkdnw-variants/).
+    # One image at a time, one class at a time (lax.map, not vmap): a vmapped gradient with
+    # respect to shared weights becomes per-image weight gradients, whose XLA:CPU compile took
+    # 529 s at C=16, N=5 (203 s this way).
     def image_jacobian(xi):
       _, pull = jax.vjp(lambda p: _apply(b, p, xi[None], mask)[0][0], p)
       row = lambda g: jnp.stack([l.reshape(-1)[0] for l in jax.tree_util.tree_leaves(pull(g)[0])])
-      return jax.vmap(row)(jnp.eye(b.net.num_classes))  # (k, P)
+      return jax.lax.map(row, jnp.eye(b.net.num_classes))  # (k, P)
 
     jac = jax.lax.map(image_jacobian, x)  # (b, k, P)
     a = _cholesky_of_covariance(_apply(b, p, x, mask)[0]) @ jac  # (b, k, P)
