@@ -14,6 +14,9 @@ indicators, ``vkdnw``, ``vkdnw_entropy``, the default composition and the defaul
 the 24 cells are too few to choose a composition on.
 
 ``--halves=reporting`` scores and reports one half only (or both in another order).
+``--unbatched`` computes each cell by one direct call instead of ``score_proxies``'s
+``BatchEvaluator`` (vmapped over masks), with the same keys and records: VKDNW's float32 entropy
+under that vmap was 6e-3..8e-3 off float64 on some cells (benchmarks/RESULTS.md).
 ``--proxy`` scores another costly proxy (group) of ``zero_cost.proxy_fn`` the same way, e.g.
 ``--proxy=zico --add=zico``; ``--add`` is the member added to the default in the last row.
 """
