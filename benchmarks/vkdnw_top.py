@@ -15,8 +15,8 @@ the 24 cells are too few to choose a composition on.
 
 ``--halves=reporting`` scores and reports one half only (or both in another order).
 ``--unbatched`` computes each cell by one direct call instead of ``score_proxies``'s
-``BatchEvaluator`` (vmapped over masks), with the same keys and records: VKDNW's float32 entropy
-under that vmap was 6e-3..8e-3 off float64 on some cells (benchmarks/RESULTS.md).
+``BatchEvaluator`` (vmapped over masks), with the same keys and records; on VKDNW it gave the
+batched values exactly (benchmarks/RESULTS.md).
 ``--proxy`` scores another costly proxy (group) of ``zero_cost.proxy_fn`` the same way, e.g.
 ``--proxy=zico --add=zico``; ``--add`` is the member added to the default in the last row.
 """
@@ -73,8 +73,7 @@ def main():
   ap.add_argument("--halves", default="choosing,reporting",
                   help="which halves to score and report, in this order")
   ap.add_argument("--unbatched", action="store_true",
-                  help="call the proxy directly on each mask, not through BatchEvaluator's vmap "
-                       "(VKDNW's float32 entropy is 6e-3..8e-3 off float64 under that vmap)")
+                  help="call the proxy directly on each mask, not through BatchEvaluator's vmap")
   a = ap.parse_args()
   members = zero_cost.GROUPS.get(a.proxy, (a.proxy,))
   if a.add not in members:
