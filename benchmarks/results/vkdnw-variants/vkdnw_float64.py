@@ -1,4 +1,4 @@
-"""VKDNW of two cells through zero_cost.vkdnw_fn's code in float64 (same weights and images as
+"""VKDNW of cells through zero_cost.vkdnw_fn's code in float64 (same weights and images as
 the float32 run: drawn in float32, then cast) against the float32 records."""
 import json, sys, time
 import jax
@@ -7,7 +7,10 @@ import jax.numpy as jnp, numpy as np
 from monas_jax import config as config_lib, data as data_lib, benchmark
 from monas_jax.proxies import zero_cost as zc
 c = config_lib.make_config("cifar10"); spec = data_lib.config_spec(c)
-src = open("monas_jax/proxies/zero_cost.py").read()
+# argv: RECORDS INDICES [SOURCE (default: the package's zero_cost.py)] [vmap|direct (default)]
+source = sys.argv[3] if len(sys.argv) > 3 else "monas_jax/proxies/zero_cost.py"
+vmapped = len(sys.argv) > 4 and sys.argv[4] == "vmap"
+src = open(source).read()
 a = '    p = models.initialize(k_init, b.params, "kaiming", "fan_in")\n    x = jax.random.normal(k_data, (batch_size, b.image_size, b.image_size, b.in_channels))\n'
 assert a in src
 src = src.replace(a, '    p = jax.tree_util.tree_map(lambda t: t.astype(jnp.float64), models.initialize(k_init, b.params, "kaiming", "fan_in"))\n    x = jax.random.normal(k_data, (batch_size, b.image_size, b.image_size, b.in_channels), jnp.float32).astype(jnp.float64)\n')
@@ -22,6 +25,6 @@ for idx in [int(i) for i in sys.argv[2].split(",")]:
   k_data, k_init = jax.random.split(jax.random.fold_in(jax.random.key(c.seed), idx))
   kd, ki = jax.random.fold_in(k_data, 8), jax.random.fold_in(k_init, 8)
   if comp is None:
-    t0 = time.perf_counter(); comp = jax.jit(fn).lower(mask, None, kd, ki).compile(); print("compile %.1f" % (time.perf_counter() - t0), flush=True)
-  t0 = time.perf_counter(); out = np.asarray(comp(mask, None, kd, ki))
+    t0 = time.perf_counter(); comp = jax.jit(jax.vmap(fn, in_axes=(0, None, None, None)) if vmapped else fn).lower(*((mask[None] if vmapped else mask), None, kd, ki)).compile(); print("compile %.1f" % (time.perf_counter() - t0), flush=True)
+  t0 = time.perf_counter(); out = np.asarray(comp(mask[None] if vmapped else mask, None, kd, ki))
   print(idx, "run %.1f" % (time.perf_counter() - t0), "float64", out, "float32 record", recs[idx]["vkdnw_entropy"], flush=True)
