@@ -13,20 +13,17 @@ indicators, ``vkdnw``, ``vkdnw_entropy``, the default composition and the defaul
 ``vkdnw_entropy`` (both recomposed inside the top cells). A diagnostic of the top, not a choice:
 the 24 cells are too few to choose a composition on.
 
+``--seed=1`` draws other weights and images (the cells stay those of the sample's seed 0).
 ``--halves=reporting`` scores and reports one half only (or both in another order).
-``--unbatched`` computes each cell by one direct call instead of ``score_proxies``'s
-``BatchEvaluator`` (vmapped over masks), with the same keys and records; on VKDNW it gave the
-batched values exactly (benchmarks/RESULTS.md).
+A ``--workdir`` whose records are all there is only reported, e.g. the float64 VKDNW records
+of ``benchmarks/results/vkdnw-top-f64`` (written by ``results/vkdnw-variants/vkdnw_float64.py``).
 ``--proxy`` scores another costly proxy (group) of ``zero_cost.proxy_fn`` the same way, e.g.
 ``--proxy=zico --add=zico``; ``--add`` is the member added to the default in the last row.
 """
 import argparse
-import json
 import os
 import sys
-import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import stats
@@ -41,28 +38,6 @@ from monas_jax.proxies import zero_cost  # noqa: E402
 from monas_jax.search import compose  # noqa: E402
 
 
-def score_unbatched(c, cells, workdir, d, tag, members):
-  """The records ``score_proxies`` writes (same keys, file and fields, resumable), each cell's
-  proxies computed by one jitted call on its (6, 5) mask, without the vmap over masks."""
-  path = os.path.join(workdir, f"zc.{tag}.shard0-of-1.jsonl")
-  done = set(read_proxies(workdir, members).get(members[0], {}))
-  fn = jax.jit(zero_cost.proxy_fn(c, members))
-  t = benchmark.load_table()
-  base = jax.random.key(c.seed)
-  with open(path, "a") as f:
-    for idx in (int(i) for i in cells if int(i) not in done):
-      mask = jnp.asarray(np.eye(5, dtype=np.float32)[t.ops[idx]])
-      k_data, k_init = jax.random.split(jax.random.fold_in(base, idx))
-      start = time.perf_counter()
-      v = np.asarray(fn(mask, d, k_data, k_init))
-      rec = {"nb201_index": idx, "arch_str": t.arch_str[idx],
-             **{m: float(x) for m, x in zip(members, v)},
-             "seconds": time.perf_counter() - start}  # the first cell's includes the compile
-      f.write(json.dumps(rec) + "\n")
-      f.flush()
-      print(f"{tag}: cell {idx} {rec['seconds']:.1f} s", flush=True)
-
-
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--records", default=os.path.join(ROOT, "benchmarks/results/score-c10-zc"))
@@ -70,15 +45,16 @@ def main():
   ap.add_argument("--workdir", default="runs/vkdnw-top")
   ap.add_argument("--proxy", default="vkdnw", help="proxy or group of zero_cost.proxy_fn")
   ap.add_argument("--add", default="vkdnw_entropy", help="member added to the default")
+  ap.add_argument("--seed", type=int, default=0,
+                  help="config seed of the proxies' keys (a second draw of weights and images)")
   ap.add_argument("--halves", default="choosing,reporting",
                   help="which halves to score and report, in this order")
-  ap.add_argument("--unbatched", action="store_true",
-                  help="call the proxy directly on each mask, not through BatchEvaluator's vmap")
   a = ap.parse_args()
   members = zero_cost.GROUPS.get(a.proxy, (a.proxy,))
   if a.add not in members:
     raise SystemExit(f"--add: {a.add!r} is not among {a.proxy}'s values {members}")
   c = config_lib.make_config("cifar10")
+  c.seed = a.seed
   e = c.ensemble
   t = benchmark.load_table()
   cells = sample_cells(1000, 0)
@@ -97,10 +73,7 @@ def main():
   images, labels, _ = data.load_images(c.dataset, c.data_dir)
   todo = np.concatenate([cells[i] for i in tops.values()])
   d = (jnp.asarray(images), jnp.asarray(labels))
-  if a.unbatched:
-    score_unbatched(c, todo, a.workdir, d, a.proxy, members)
-  else:
-    score_proxies(c, todo, a.workdir, d, print, members)
+  score_proxies(c, todo, a.workdir, d, print, members)
   vk = read_proxies(a.workdir, members)
   acc = {ds: benchmark.test_accuracy(ds) for ds in DATASETS}
   for half, top in tops.items():
