@@ -105,7 +105,7 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
   compile_s = settings.compile_seconds
   setup_s = time.perf_counter() - t - compile_s
   evs = (list(settings.evaluators.values()) if isinstance(settings.evaluators, dict)
-         else [ev for _, ev in settings.evaluators])
+         else [ev for _, ev in settings.evaluators + settings.rerank])
   compute_before = sum(ev.compute_seconds for ev in evs)
 
   def seconds():
@@ -119,8 +119,9 @@ def run(config, workdir: str, quiet: bool = True, echo=print) -> dict:
                                      "seconds": seconds()})
     last = s.history[-1]
     if last.get("kind") == "final":
-      n = len(last["cells"])
-      echo(f"round {s.round}: scored the {n} remaining cells, kept "
+      n, r = len(last["cells"]), last.get("rerank")
+      again = (f", re-ranked the best {r['top']} with {'+'.join(r['indicators'])}" if r else "")
+      echo(f"round {s.round}: scored the {n} remaining cells{again}, kept "
            f"{space.Arch.from_mask(s.mask).to_string()}; checkpoint written")
     else:
       pruned = ", ".join(f"e{p['edge']}:{p['op']}" for p in last["pruned"])

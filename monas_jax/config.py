@@ -121,6 +121,14 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   c.ensemble.strategy = "cells"
   c.ensemble.cells_per_round = 32
   c.ensemble.top_fraction = 0.25
+  # Opt-in last step of strategy 'cells' (0 = off): the final round's rerank_top best cells are
+  # also scored with rerank_indicators, and the accuracy composition plus those (weight 1 each)
+  # is recomposed inside them (then Eq. 3 as everywhere) to pick the cell. VKDNW's Fisher
+  # entropy is the one indicator measured to order the best cells (benchmarks/RESULTS.md,
+  # "VKDNW at the top"); at C=16, N=5 it costs about 2 min a cell on a 2-core CPU with 10
+  # classes and ten times that with 100, hence off by default.
+  c.ensemble.rerank_top = 0
+  c.ensemble.rerank_indicators = ("vkdnw_entropy",)
   # Strategy 'cells' with a latency or memory budget: 'auto' starts from every operator, `none`
   # included, and lets the prune rounds decide per edge; 'search' keeps search.exclude_ops.
   c.ensemble.budget_ops = "auto"
@@ -267,6 +275,14 @@ def validate(c: ml_collections.ConfigDict, needs_images: bool = True) -> ml_coll
     _fail("ensemble.budget_ops", e.budget_ops, "'auto' or 'search'")
   if not 0.0 < float(e.top_fraction) <= 1.0:
     _fail("ensemble.top_fraction", e.top_fraction, "a number in (0, 1]")
+  if not isinstance(e.rerank_top, int) or isinstance(e.rerank_top, bool) or e.rerank_top < 0:
+    _fail("ensemble.rerank_top", e.rerank_top, "a non-negative integer (0: no re-rank)")
+  bad = [n for n in e.rerank_indicators if n not in _zc.PROXIES or n in e.indicators]
+  if e.rerank_top and (bad or not e.rerank_indicators):
+    _fail("ensemble.rerank_indicators", tuple(e.rerank_indicators), "a non-empty subset of "
+          f"{_zc.PROXIES} not among ensemble.indicators")
+  if e.rerank_top and e.strategy != "cells":
+    _fail("ensemble.rerank_top", e.rerank_top, "0 unless ensemble.strategy is 'cells'")
   if s.mode == "ensemble" and not any(float(w) > 0 for w in e.weights):
     _fail("ensemble.weights", tuple(e.weights), "at least one positive weight on a zero-cost "
           "indicator")

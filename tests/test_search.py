@@ -440,6 +440,58 @@ def test_mu_and_lambda_penalise_latency_and_flops_in_mode_ensemble():
   assert _hw_final({}, {"synflow": 1.0, "flops": 1.0}) == (conv3,) * 6
 
 
+def test_final_rerank_recomposes_the_best_cells_with_the_rerank_indicators():
+  """ensemble.rerank_top: the final round's k best cells are scored with the re-rank
+  indicators, the pick is recomposed inside them, and every re-ranked cell is recorded with
+  all its values (counted as evaluations)."""
+  import dataclasses
+  mask = space.full_mask(("none", "skip_connect", "avg_pool_3x3"))  # 1x1 or 3x3: 64 cells
+  conv3, conv1 = space.OP_INDEX["nor_conv_3x3"], space.OP_INDEX["nor_conv_1x1"]
+  syn, ent = np.zeros((space.NUM_EDGES, space.NUM_OPS)), np.zeros((space.NUM_EDGES, space.NUM_OPS))
+  syn[:, conv1], syn[0, conv3] = 1.0, 0.9  # all-1x1 first, 3x3 on edge 0 second
+  ent[0, conv3] = 1.0  # the re-rank indicator prefers 3x3 on edge 0
+  base = search_lib.EnsembleSettings(
+      evaluators=(_table_evaluator({"synflow": syn}),),
+      directions={"synflow": True, "vkdnw_entropy": True}, weights={"synflow": 1.0},
+      final_cells=64, refine_steps=0)
+  start = search_lib.initial_state(0).replace(mask=mask)
+  plain = search_lib.ensemble.run(start, base)
+  assert tuple(np.argmax(plain.mask, axis=1)) == (conv1,) * 6
+  assert "rerank" not in plain.history[-1]
+  s = search_lib.ensemble.run(start, dataclasses.replace(
+      base, rerank=(_table_evaluator({"vkdnw_entropy": ent}),), rerank_top=4))
+  final = s.history[-1]
+  # Inside the top 4 (log-rank): all-1x1 ranks 4th / 2nd of 4 (ties), 3x3 on edge 0 3rd / 4th.
+  assert tuple(np.argmax(s.mask, axis=1)) == (conv3,) + (conv1,) * 5
+  rec = final["rerank"]
+  assert rec["top"] == 4 and rec["indicators"] == ["vkdnw_entropy"]
+  best4 = sorted(final["cells"], key=lambda c: -c["score"])[:4]
+  assert [c["arch_str"] for c in rec["cells"]] == [c["arch_str"] for c in best4]
+  for c in rec["cells"]:
+    ops = space.parse_arch_str(c["arch_str"])
+    assert c["value_vkdnw_entropy"] == pytest.approx(sum(ent[e, o] for e, o in enumerate(ops)))
+    assert c["value_synflow"] == pytest.approx(sum(syn[e, o] for e, o in enumerate(ops)))
+  chosen = [c["arch_str"] for c in rec["cells"] if c["chosen"]]
+  assert chosen == [c["arch_str"] for c in final["cells"] if c["chosen"]] == [
+      space.ops_to_arch_str((conv3,) + (conv1,) * 5)]
+  assert search_lib.ensemble.evaluations(s.history) == 64 + 4
+
+
+def test_rerank_config_is_checked():
+  c = config_lib.make_config("cifar10")
+  c.ensemble.rerank_top = 4
+  config_lib.validate(c, needs_images=False)
+  for field, value, match in (
+      ("rerank_top", -1, "config.ensemble.rerank_top = -1 is not allowed"),
+      ("rerank_indicators", ("trainability",), "not among ensemble.indicators"),
+      ("rerank_indicators", ("nope",), "config.ensemble.rerank_indicators = \\('nope',\\)")):
+    bad = config_lib.make_config("cifar10")
+    bad.ensemble.rerank_top = 4
+    bad.ensemble[field] = value
+    with pytest.raises(ValueError, match=match):
+      config_lib.validate(bad, needs_images=False)
+
+
 def test_mu_and_lambda_penalise_latency_and_flops_in_mode_monas():
   """Eq. 3 in mode monas: with K and R flat, lambda prunes the FLOPs-heaviest operator and mu
   the slowest one on every edge."""

@@ -130,6 +130,14 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
   compile_s += c
   evaluators.append((names, ev))
   dirs = {n: zero_cost.HIGHER_IS_BETTER[n] for n in weights}
+  rerank = ()
+  if e.rerank_top:  # opt-in: compiled only then (VKDNW's compile alone takes minutes on a CPU)
+    rnames = tuple(e.rerank_indicators)
+    ev, c = _cached(("ensemble-rerank", rnames) + key[2:], source, data_arg,
+                    lambda: BatchEvaluator(zero_cost.proxy_fn(config, rnames), data_arg, chunk))
+    compile_s += c
+    rerank = ((rnames, ev),)
+    dirs.update({n: zero_cost.HIGHER_IS_BETTER[n] for n in rnames})
   if cost_weights["latency"] > 0:
     ev, c = _evaluator(config, "latency", images, source)
     evaluators.append((("latency",), ev))
@@ -140,7 +148,8 @@ def _ensemble_settings(config, images, labels, source) -> EnsembleSettings:
       budget=budget_from_config(config), compile_seconds=compile_s,
       refine_steps=e.refine_steps, feasible_weight=float(e.budget_weight),
       allowed=refine_allowed(config), cost_weights=cost_weights, strategy=e.strategy,
-      cells_per_round=e.cells_per_round, top_fraction=float(e.top_fraction))
+      cells_per_round=e.cells_per_round, top_fraction=float(e.top_fraction), rerank=rerank,
+      rerank_top=e.rerank_top)
 
 
 def make_settings(config: ml_collections.ConfigDict, images, source=None, labels=None):

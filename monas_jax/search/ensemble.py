@@ -16,7 +16,10 @@ lowest: removing it loses the least. The draw is balanced (every operator of an 
 equally often). Once at most ``final_cells`` cells (within the budget) remain, they are all
 scored and the best cell of the whole archive is refined by local search: its one-edge
 neighbours (allowed operators, within the budget) join the archive until the best cell stays or
-``refine_steps`` steps are done. Every evaluated cell is recorded with its indicator values.
+``refine_steps`` steps are done. With ``rerank_top`` (opt-in), the ``rerank_top`` best cells are
+then scored with the ``rerank`` evaluators too and the pick is recomposed inside them, the
+accuracy composition plus the re-rank indicators (weight 1 each). Every evaluated cell is
+recorded with its indicator values.
 
 Strategy 'supernet' (the earlier search, kept for comparison): prune rounds score candidate
 *supernets* (the current one without each operator) with the indicators, then the final round
@@ -68,6 +71,11 @@ class EnsembleSettings:
   strategy: str = "cells"
   cells_per_round: int = 32
   top_fraction: float = 0.25
+  # Opt-in final re-rank (config.ensemble.rerank_top): evaluators as ``evaluators`` whose
+  # indicators (directions in ``directions``) join the accuracy composition, weight 1 each,
+  # inside the final round's rerank_top best cells.
+  rerank: tuple = ()
+  rerank_top: int = 0
 
   @property
   def names(self) -> tuple[str, ...]:
@@ -75,10 +83,11 @@ class EnsembleSettings:
 
 
 def _values(masks: np.ndarray, settings: EnsembleSettings, round_key,
-            progress=None, round_no=0) -> dict[str, np.ndarray]:
-  """indicator -> (m,) values of each mask, averaged over repeats (fresh data and weights)."""
+            progress=None, round_no=0, evaluators=None) -> dict[str, np.ndarray]:
+  """indicator -> (m,) values of each mask, averaged over repeats (fresh data and weights), of
+  ``evaluators`` (default: the settings' own)."""
   out = {}
-  for names, ev in settings.evaluators:
+  for names, ev in (settings.evaluators if evaluators is None else evaluators):
     rows = []
     for r in range(settings.repeats):
       k = jax.random.fold_in(round_key, r)
@@ -378,11 +387,15 @@ def final_round(state: SearchState, settings: EnsembleSettings, progress=None) -
     if best == prev:
       break
   eye = np.eye(space.NUM_OPS, dtype=np.float32)
+  rerank = {}
+  if settings.rerank_top and settings.rerank:
+    best, rerank = _rerank(ops, values, s, settings, key, progress, state.round + 1)
   table = _cell_rows(ops, values, score=s, chosen=np.arange(len(ops)) == best,
                      step=np.asarray(step))
   record = {"round": state.round + 1, "kind": "final", "mask_before": mask.astype(int).tolist(),
             "mask_after": eye[ops[best]].astype(int).tolist(), "indicators": list(values),
-            **_weights_record(settings), "cells": table, "refine_steps": max(step), "pruned": []}
+            **_weights_record(settings), "cells": table, "refine_steps": max(step), "pruned": [],
+            **({"rerank": rerank} if rerank else {})}
   # Cells evaluated in this round (not earlier): with the archive, those after first_new.
   record["evaluated"] = [{k: v for k, v in row.items()
                           if k == "arch_str" or k.startswith("value_")} for row in table[first_new:]]
@@ -392,12 +405,36 @@ def final_round(state: SearchState, settings: EnsembleSettings, progress=None) -
                        history=state.history + (record,))
 
 
+# Folded into the search's cell key for the re-rank's data and weights: a draw of its own, and a
+# cell's re-rank values depend only on the search's key, not on which cells share the top.
+_RERANK_SALT = 0x5E5A
+
+
+def _rerank(ops, values, s, settings: EnsembleSettings, key, progress, round_no):
+  """The final round's pick after the opt-in re-rank: the ``rerank_top`` best cells by ``s``
+  (ties in order) scored with the re-rank evaluators, the score recomposed inside them with
+  those indicators added to the accuracy composition (weight 1 each). Returns (index of the
+  pick in ``ops``, the record: k, indicators and one row per re-ranked cell)."""
+  top = np.argsort(-s, kind="stable")[:settings.rerank_top]
+  eye = np.eye(space.NUM_OPS, dtype=np.float32)
+  extra = _values(eye[ops[top]], settings, jax.random.fold_in(key, _RERANK_SALT), progress,
+                  round_no, settings.rerank)
+  inside = {**{n: v[top] for n, v in values.items()}, **extra}
+  st = score(inside, settings, extra={n: (1.0, settings.directions[n]) for n in extra})
+  pick = int(np.argmax(st))
+  return int(top[pick]), {"top": len(top), "indicators": list(extra),
+                          "cells": _cell_rows(ops[top], inside, score=st,
+                                              chosen=np.arange(len(top)) == pick)}
+
+
 def evaluations(history) -> int:
-  """Cells (or candidate supernets) a search of this mode evaluated, from its round records."""
+  """Cells (or candidate supernets) a search of this mode evaluated, from its round records; a
+  re-ranked cell counts again (scored with other indicators)."""
   n = 0
   for rec in history:
     if "evaluated" in rec:
       n += len(rec["evaluated"])
+      n += len(rec.get("rerank", {}).get("cells", ()))
     elif rec.get("kind") == "prune":
       n += len(rec.get("candidates", ()))
   return n
