@@ -15,8 +15,7 @@ the 24 cells are too few to choose a composition on.
 
 ``--seed=1`` draws other weights and images (the cells stay those of the sample's seed 0).
 ``--halves=reporting`` scores and reports one half only (or both in another order).
-A ``--workdir`` whose records are all there is only reported, e.g. the float64 VKDNW records
-of ``benchmarks/results/vkdnw-top-f64`` (written by ``results/vkdnw-variants/vkdnw_float64.py``).
+A ``--workdir`` that holds every record already is only reported (nothing is computed).
 ``--proxy`` scores another costly proxy (group) of ``zero_cost.proxy_fn`` the same way, e.g.
 ``--proxy=zico --add=zico``; ``--add`` is the member added to the default in the last row.
 """

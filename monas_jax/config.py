@@ -125,8 +125,9 @@ def make_config(dataset: str, arg: str | None = None) -> ml_collections.ConfigDi
   # also scored with rerank_indicators, and the accuracy composition plus those (weight 1 each)
   # is recomposed inside them (then Eq. 3 as everywhere) to pick the cell. VKDNW's Fisher
   # entropy is the one indicator measured to order the best cells (benchmarks/RESULTS.md,
-  # "VKDNW at the top"); at C=16, N=5 it costs about 2 min a cell on a 2-core CPU with 10
-  # classes and ten times that with 100, hence off by default.
+  # "VKDNW where the search decides" and "A final re-rank by VKDNW's entropy"); at C=16, N=5 it
+  # costs about 2 min a cell on a 2-core CPU with 10 classes and ten times that with 100, hence
+  # off by default.
   c.ensemble.rerank_top = 0
   c.ensemble.rerank_indicators = ("vkdnw_entropy",)
   # Strategy 'cells' with a latency or memory budget: 'auto' starts from every operator, `none`

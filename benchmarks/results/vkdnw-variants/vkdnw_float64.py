@@ -1,7 +1,7 @@
 """VKDNW of cells through zero_cost.vkdnw_fn's code in float64 (same weights and images as
-the float32 run: drawn in float32, then cast) against the float32 records. With OUT, each cell
-is appended to OUT as a record of vkdnw_top.py's format (cells already there are skipped), so a
-workdir holding OUT as zc.vkdnw.shard0-of-1.jsonl gives vkdnw_top.py's tables in float64."""
+the float32 run: drawn in float32, then cast) against the float32 records; but the images are
+not the records' draw (see README.md, "Corrected"). With OUT, each cell is also appended to OUT
+in vkdnw_top.py's record format (cells already there are skipped)."""
 import json, os, sys, time
 import jax
 jax.config.update("jax_enable_x64", True)
