@@ -69,8 +69,8 @@ def main():
   print(f"\nVKDNW entropy of the {len(todo)} cells (cell: entropy, C10 / C100 / IN16):")
   for i in todo:
     print(f"  {i}: {entropy[i]:.4f}  {fmt(i)}")
-  print("\n| k | seed picks: search -> re-rank | search mean C10 / C100 / IN16 | default recomposed "
-        "in the top k | default + entropy in the top k |")
+  print("\n| k | seed picks: search -> re-rank | search mean C10 / C100 / IN16 | default "
+        "recomposed in the top k | default + entropy in the top k |")
   print("| ---: | --- | --- | --- | --- |")
   for k in ks:
     picks, plain, own = [], [], []
