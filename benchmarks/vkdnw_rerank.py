@@ -35,15 +35,17 @@ MEMBERS = zero_cost.GROUPS["vkdnw"]
 
 
 def final_pools(sweep_dir):
-  """seed -> (the search's pick, its final round's cells sorted best first by recorded score)."""
-  out = {}
+  """(the searches' dataset, seed -> (the search's pick, its final round, the final round's
+  cells sorted best first by recorded score))."""
+  out, dataset = {}, None
   for path in sorted(glob.glob(os.path.join(sweep_dir, "seed*.result.json"))):
     r = json.load(open(path))
     final = r["rounds"][-1]
     out[r["seed"]] = (r["arch_str"], final, sorted(final["cells"], key=lambda c: -c["score"]))
+    dataset = r["config"]["dataset"]
   if not out:
     raise SystemExit(f"{sweep_dir}: no seed*.result.json")
-  return out
+  return dataset, out
 
 
 def main():
@@ -53,9 +55,8 @@ def main():
   ap.add_argument("--workdir", default="runs/vkdnw-rerank")
   a = ap.parse_args()
   ks = [int(k) for k in a.top.split(",")]
-  pools = final_pools(a.sweep_dir)
-  one = json.load(open(glob.glob(os.path.join(a.sweep_dir, "seed*.result.json"))[0]))
-  c = config_lib.make_config(one["config"]["dataset"])
+  dataset, pools = final_pools(a.sweep_dir)
+  c = config_lib.make_config(dataset)
   t = benchmark.load_table()
   index = {s: i for i, s in enumerate(t.arch_str)}
   todo = sorted({index[cell["arch_str"]] for _, _, cells in pools.values()

@@ -71,8 +71,7 @@ def main():
   os.makedirs(a.workdir, exist_ok=True)
   images, labels, _ = data.load_images(c.dataset, c.data_dir)
   todo = np.concatenate([cells[i] for i in tops.values()])
-  d = (jnp.asarray(images), jnp.asarray(labels))
-  score_proxies(c, todo, a.workdir, d, print, members)
+  score_proxies(c, todo, a.workdir, (jnp.asarray(images), jnp.asarray(labels)), print, members)
   vk = read_proxies(a.workdir, members)
   acc = {ds: benchmark.test_accuracy(ds) for ds in DATASETS}
   for half, top in tops.items():

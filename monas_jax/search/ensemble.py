@@ -228,9 +228,11 @@ def archive(history) -> tuple[np.ndarray, dict[str, np.ndarray]]:
           {n: np.array([r[n] for r in rows], np.float64) for n in names})
 
 
-def _evaluate(ops: np.ndarray, settings, key, progress, round_no) -> dict[str, np.ndarray]:
+def _evaluate(ops: np.ndarray, settings, key, progress, round_no,
+              evaluators=None) -> dict[str, np.ndarray]:
+  """``_values`` of the cells ``ops`` (k, 6) (operator indices)."""
   eye = np.eye(space.NUM_OPS, dtype=np.float32)
-  return _values(eye[ops], settings, key, progress, round_no)
+  return _values(eye[ops], settings, key, progress, round_no, evaluators)
 
 
 def _cell_rows(ops: np.ndarray, values, **cols) -> list[dict]:
@@ -416,9 +418,8 @@ def _rerank(ops, values, s, settings: EnsembleSettings, key, progress, round_no)
   those indicators added to the accuracy composition (weight 1 each). Returns (index of the
   pick in ``ops``, the record: k, indicators and one row per re-ranked cell)."""
   top = np.argsort(-s, kind="stable")[:settings.rerank_top]
-  eye = np.eye(space.NUM_OPS, dtype=np.float32)
-  extra = _values(eye[ops[top]], settings, jax.random.fold_in(key, _RERANK_SALT), progress,
-                  round_no, settings.rerank)
+  extra = _evaluate(ops[top], settings, jax.random.fold_in(key, _RERANK_SALT), progress,
+                    round_no, settings.rerank)
   inside = {**{n: v[top] for n, v in values.items()}, **extra}
   st = score(inside, settings, extra={n: (1.0, settings.directions[n]) for n in extra})
   pick = int(np.argmax(st))
