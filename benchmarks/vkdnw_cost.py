@@ -1,6 +1,6 @@
 r"""VKDNW at the benchmark network's size: its cost here, and what its first sort key allows.
 
-  python benchmarks/vkdnw_cost.py [--cells=1] [--channels=16 --cells_per_stage=5]
+  python benchmarks/vkdnw_cost.py [--cells=1] [--dataset=cifar10] [--channels=16 --cells_per_stage=5]
 
 1. Compiles ``zero_cost.vkdnw_fn`` once and scores the first ``--cells`` of the cells the
    accuracy-only ensemble search chooses between (``trainability_draws.CELLS``), printing compile
@@ -46,13 +46,14 @@ def conv_table():
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--cells", type=int, default=1)
+  ap.add_argument("--dataset", default="cifar10", help="its class count sets the backward passes")
   ap.add_argument("--channels", type=int, default=16)
   ap.add_argument("--cells_per_stage", type=int, default=5)
   a = ap.parse_args()
   conv_table()
   if a.cells <= 0:
     return
-  fn = jax.jit(zero_cost.vkdnw_fn(zero_cost.bench("cifar10", a.channels, a.cells_per_stage)))
+  fn = jax.jit(zero_cost.vkdnw_fn(zero_cost.bench(a.dataset, a.channels, a.cells_per_stage)))
   key = jax.random.key(0)
   masks = [jnp.asarray(space.ops_to_mask(space.parse_arch_str(c))) for c in CELLS[:a.cells]]
   t = time.perf_counter()

@@ -16,6 +16,9 @@ the 24 cells are too few to choose a composition on.
 ``--seed=1`` draws other weights and images (the cells stay those of the sample's seed 0).
 ``--halves=reporting`` scores and reports one half only (or both in another order).
 A ``--workdir`` that holds every record already is only reported (nothing is computed).
+``--ks=2,3,...`` adds, per half, the cell that the default and the default plus ``--add`` put
+first when recomposed inside the default's top k only (the final re-rank's
+``ensemble.rerank_top``), for each k up to ``--top``.
 ``--proxy`` scores another costly proxy (group) of ``zero_cost.proxy_fn`` the same way, e.g.
 ``--proxy=zico --add=zico``; ``--add`` is the member added to the default in the last row.
 """
@@ -48,7 +51,11 @@ def main():
                   help="config seed of the proxies' keys (a second draw of weights and images)")
   ap.add_argument("--halves", default="choosing,reporting",
                   help="which halves to score and report, in this order")
+  ap.add_argument("--ks", default="", help="comma-separated k of the re-rank table")
   a = ap.parse_args()
+  ks = [int(k) for k in a.ks.split(",") if k]
+  if any(not 1 <= k <= a.top for k in ks):
+    raise SystemExit(f"--ks: every k must be between 1 and --top={a.top}, got {a.ks!r}")
   members = zero_cost.GROUPS.get(a.proxy, (a.proxy,))
   if a.add not in members:
     raise SystemExit(f"--add: {a.add!r} is not among {a.proxy}'s values {members}")
@@ -79,11 +86,11 @@ def main():
     v = {n: values[n][top] for n in e.indicators}
     v.update({n: np.array([vk[n][int(i)] for i in idx]) for n in members})
     rows = dict(v)
-    rows["default (recomposed)"] = compose.compose({n: v[n] for n in e.indicators},
-                                                   zero_cost.HIGHER_IS_BETTER, weights, e.rule)
     plus = {**weights, a.add: 1.0}
-    rows[f"default + {a.add}"] = compose.compose({n: v[n] for n in plus},
-                                                 zero_cost.HIGHER_IS_BETTER, plus, e.rule)
+    recompose = lambda w, k=len(idx): compose.compose({n: v[n][:k] for n in w},
+                                                      zero_cost.HIGHER_IS_BETTER, w, e.rule)
+    rows["default (recomposed)"] = recompose(weights)
+    rows[f"default + {a.add}"] = recompose(plus)
     best = " / ".join(f"{acc[ds][idx].max():.2f}" for ds in DATASETS)
     print(f"\n{half}: the default's top {len(idx)} cells (best there C10 / C100 / IN16 {best})")
     print("| score | tau C10 / C100 / IN16 | its first cell C10 / C100 / IN16 |")
@@ -92,6 +99,15 @@ def main():
       taus = " / ".join(f"{stats.kendalltau(s, acc[ds][idx])[0]:.2f}" for ds in DATASETS)
       first = " / ".join(f"{acc[ds][idx][np.argmax(s)]:.2f}" for ds in DATASETS)
       print(f"| {name} | {taus} | {first} |")
+    if ks:
+      # idx is in the default's order, so idx[:k] is its top k.
+      print(f"\n{half}: first cell C10 / C100 / IN16 when recomposed inside the default's top k")
+      print(f"| k | default | default + {a.add} |")
+      print("| ---: | --- | --- |")
+      for k in ks:
+        firsts = [" / ".join(f"{acc[ds][idx[np.argmax(recompose(w, k))]]:.2f}" for ds in DATASETS)
+                  for w in (weights, plus)]
+        print(f"| {k} | {firsts[0]} | {firsts[1]} |")
 
 
 if __name__ == "__main__":

@@ -253,6 +253,32 @@ def test_vkdnw_equals_a_direct_computation_on_the_standalone_network(small):
   assert got[0] == pytest.approx(tensors + entropy / np.log(10), rel=1e-5)
 
 
+@pytest.mark.slow  # about 75 s on 2 cores: two compiles of the small supernet's Jacobian
+def test_first_entry_jacobian_equals_the_gradient_of_each_first_entry(small):
+  """The activation-only Jacobian equals reverse-mode gradients with respect to a shift of
+  each parameter tensor's first entry: every operator on (the mask's mean weights on each
+  edge, a stride-2 reduction, the 1x1 shortcut without padding, BatchNorm, the classifier)
+  and one cell, whose pruned operators' columns are zero."""
+  b, _ = small
+  p = models.initialize(jax.random.key(1), b.params, "kaiming", "fan_in")
+  xi = jax.random.normal(jax.random.key(2), (32, 32, 3))
+  leaves, tree = jax.tree_util.tree_flatten(p)
+
+  def direct(mask):
+    def logits(delta):
+      moved = [l.reshape(-1).at[0].add(d).reshape(l.shape) for l, d in zip(leaves, delta)]
+      return zc._apply(b, jax.tree_util.tree_unflatten(tree, moved), xi[None], mask)[0][0]
+    return jax.jacrev(logits)(jnp.zeros(len(leaves)))
+
+  ours = jax.jit(lambda mask: zc.first_entry_jacobian(b, p, xi, mask))
+  for mask in (jnp.ones((space.NUM_EDGES, space.NUM_OPS)), _mask(CELL)):
+    got, want = np.asarray(ours(mask)), np.asarray(jax.jit(direct)(mask))
+    assert got.shape == (10, len(leaves))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+  pruned = np.all(want == 0, axis=0)
+  assert pruned.sum() > 0 and not np.any(got[:, pruned])
+
+
 def _get(tree, path):
   for k in path:
     tree = tree[k]

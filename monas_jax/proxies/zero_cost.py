@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -478,7 +479,97 @@ def _quantiles_of_active(ev_sorted, n_skip, qs):
   return ev_sorted[lo] + (pos - lo) * (ev_sorted[hi] - ev_sorted[lo])
 
 
-def vkdnw_fn(b: Bench, batch_size: int = 32) -> Callable:
+# The layers that hold parameters, and per parameter the map u with d y / d theta[0] = u along
+# output channel 0 (zero elsewhere) for the layer's output y: the first entry of a kernel
+# (HWIO or (in, out)) and of a scale or bias all belong to output channel 0.
+_FIRST_ENTRY_LAYERS = (nn.Conv, nn.BatchNorm, nn.Dense)
+
+
+def _first_entry_maps(layer, x) -> dict:
+  """{parameter name: u (y.shape[:-1] + (1,))} for a Conv, BatchNorm or Dense called on x."""
+  if isinstance(layer, nn.Conv):
+    # The convolution with a one-hot kernel, on the layer's own strides and padding.
+    kernel = jnp.zeros((*layer.kernel_size, x.shape[-1], 1), x.dtype)
+    kernel = kernel.at[(0,) * kernel.ndim].set(1.0)
+    strides = layer.strides or 1
+    strides = (strides,) * (x.ndim - 2) if isinstance(strides, int) else tuple(strides)
+    u = {"kernel": jax.lax.conv_general_dilated(
+        x, kernel, strides, layer.padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))}
+  elif isinstance(layer, nn.BatchNorm):
+    # Flax's training-mode statistics (its fast variance) of channel 0.
+    axes = tuple(range(x.ndim - 1))
+    x0 = x[..., :1]
+    mean = jnp.mean(x0, axes, keepdims=True)
+    var = jnp.maximum(0.0, jnp.mean(jnp.square(x0), axes, keepdims=True) - jnp.square(mean))
+    u = {"scale": (x0 - mean) * jax.lax.rsqrt(var + layer.epsilon), "bias": jnp.ones_like(x0)}
+  else:
+    u = {"kernel": x[..., :1], "bias": jnp.ones_like(x[..., :1])}
+  return {n: u[n] for n in layer.variables["params"]}
+
+
+def _parameter_layer(context):
+  """The Conv, BatchNorm or Dense whose call a Flax method interceptor sees, else None."""
+  layer = context.module
+  call = context.method_name == "__call__" and isinstance(layer, _FIRST_ENTRY_LAYERS)
+  return layer if call else None
+
+
+def _output_shapes(b: Bench) -> dict:
+  """{layer path: output shape} of every parameter layer of ``b``'s network on one image."""
+  shapes = {}
+
+  def record(next_fun, args, kwargs, context):
+    y = next_fun(*args, **kwargs)
+    if _parameter_layer(context) is not None:
+      shapes[context.module.path] = y.shape
+    return y
+
+  x = jnp.zeros((1, b.image_size, b.image_size, b.in_channels))
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda: _apply(b, b.params, x, jnp.ones((space.NUM_EDGES, space.NUM_OPS))))
+  return shapes
+
+
+def first_entry_jacobian(b: Bench, p, xi, mask):
+  """(classes, P) Jacobian of one image's logits (``xi`` (h, w, c) run alone, batch
+  statistics) with respect to the first entry of each of ``p``'s P parameter tensors, in
+  tree-flattening order. One backward pass per class (vmapped) through the activations only:
+  a zero added to every parameter layer's output gives the cotangent g there, and d logit /
+  d theta[0] = sum(g[..., 0] u) with u from ``_first_entry_maps``. No weight gradient is
+  formed: a vjp with respect to the parameters would form all of them for one entry each, and
+  vmapped over images or classes they become per-example weight gradients, whose XLA:CPU
+  compile took 529 s at C=16, N=5.
+  """
+  shapes = _output_shapes(b)
+  order = [(tuple(k.key for k in path[:-1]), path[-1].key)
+           for path, _ in jax.tree_util.tree_flatten_with_path(p)[0]]
+
+  def logits(eps):
+    maps = {}
+
+    def perturb(next_fun, args, kwargs, context):
+      y = next_fun(*args, **kwargs)
+      layer = _parameter_layer(context)
+      if layer is None:
+        return y
+      maps[layer.path] = _first_entry_maps(layer, args[0])
+      return y + eps[layer.path]
+
+    with nn.intercept_methods(perturb):
+      out = _apply(b, p, xi[None], mask)[0][0]
+    return out, maps
+
+  zeros = {path: jnp.zeros(shape, xi.dtype) for path, shape in shapes.items()}
+  out, pull, maps = jax.vjp(logits, zeros, has_aux=True)
+
+  def row(cotangent):
+    g = pull(cotangent)[0]
+    return jnp.stack([jnp.sum(g[path][..., :1] * maps[path][name]) for path, name in order])
+
+  return jax.vmap(row)(jnp.eye(out.shape[0], dtype=out.dtype))
+
+
+def vkdnw_fn(b: Bench, batch_size: int = 32, image_chunk: int = 4) -> Callable:
   """``fn(mask, data, key, init_key) -> (2,)``: VKDNW_single's order key and its entropy.
 
   Follows ``ondratybl/VKDNW`` NB201 code (``compute_vkdnw_score.py`` and ``tss_utils.py``):
@@ -493,9 +584,10 @@ def vkdnw_fn(b: Bench, batch_size: int = 32) -> Callable:
   (nats, at most log 9). VKDNW_single ranks the tuple (number of parameter tensors, entropy);
   ``vkdnw`` = tensors + entropy / log 10 orders cells exactly as that tuple does (the fraction
   stays below 1). Tensors of operators the mask prunes are left out of P, as they are absent
-  from the standalone network. Cost: batch_size x classes single-image backward passes per
-  cell; at C=16, N=5 on a 2-core CPU 120-137 s per cell after a 203 s compile
-  (benchmarks/vkdnw_cost.py), so it is an extra proxy, not a search default. Precision: on one
+  from the standalone network. Cost: batch_size x classes backward passes through the
+  activations (``first_entry_jacobian``, ``image_chunk`` images at a time); at C=16, N=5 with
+  10 classes on a 2-core CPU 65-73 s a cell after a 254 s compile (benchmarks/vkdnw_cost.py,
+  benchmarks/RESULTS.md), so it is an extra proxy, not a search default. Precision: on one
   draw float32 agrees with float64 to about 1e-4 in the entropy; another draw of the images and
   weights moves it by a median 0.04 on the sample's best cells (benchmarks/RESULTS.md).
   """
@@ -510,15 +602,8 @@ def vkdnw_fn(b: Bench, batch_size: int = 32) -> Callable:
     x = jax.random.normal(k_data, (batch_size, b.image_size, b.image_size, b.in_channels))
     active = jnp.stack([jnp.asarray(1.0) if w is None else mask[w] for w in where])
 
-    # One image at a time, one class at a time (lax.map, not vmap): a vmapped gradient with
-    # respect to shared weights becomes per-image weight gradients, whose XLA:CPU compile took
-    # 529 s at C=16, N=5 (203 s this way).
-    def image_jacobian(xi):
-      _, pull = jax.vjp(lambda p: _apply(b, p, xi[None], mask)[0][0], p)
-      row = lambda g: jnp.stack([l.reshape(-1)[0] for l in jax.tree_util.tree_leaves(pull(g)[0])])
-      return jax.lax.map(row, jnp.eye(b.net.num_classes))  # (k, P)
-
-    jac = jax.lax.map(image_jacobian, x)  # (b, k, P)
+    jac = jax.lax.map(lambda xi: first_entry_jacobian(b, p, xi, mask), x,
+                      batch_size=image_chunk)  # (b, k, P)
     a = _cholesky_of_covariance(_apply(b, p, x, mask)[0]) @ jac  # (b, k, P)
     # F = A^T A with A the stacked L J / sqrt(b), so F's eigenvalues, largest first, are A's
     # squared singular values, then zeros; pruned tensors have zero columns in A and so leave
