@@ -1,6 +1,7 @@
 r"""VKDNW at the benchmark network's size: its cost here, and what its first sort key allows.
 
-  python benchmarks/vkdnw_cost.py [--cells=1] [--dataset=cifar10] [--channels=16 --cells_per_stage=5]
+  python benchmarks/vkdnw_cost.py [--cells=1] [--dataset=cifar10] \
+      [--channels=16 --cells_per_stage=5]
 
 1. Compiles ``zero_cost.vkdnw_fn`` once and scores the first ``--cells`` of the cells the
    accuracy-only ensemble search chooses between (``trainability_draws.CELLS``), printing compile

@@ -19,6 +19,11 @@ A ``--workdir`` that holds every record already is only reported (nothing is com
 ``--ks=2,3,...`` adds, per half, the cell that the default and the default plus ``--add`` put
 first when recomposed inside the default's top k only (the final re-rank's
 ``ensemble.rerank_top``), for each k up to ``--top``.
+``--pools=N`` (with ``--ks``) simulates the final re-rank on N random pools of ``--pool_size``
+cells of each half (the searches' final pools hold 135-163): inside each pool the default's top k
+(recomposed in the pool) are recomposed with ``--add``, and the table gives the mean accuracy of
+that pick per k against the default's own pick; a pool whose top k holds a cell without a record
+is left out for that k (counted). Nothing is scored for it: score the top first (``--top``).
 ``--proxy`` scores another costly proxy (group) of ``zero_cost.proxy_fn`` the same way, e.g.
 ``--proxy=zico --add=zico``; ``--add`` is the member added to the default in the last row.
 """
@@ -52,10 +57,14 @@ def main():
   ap.add_argument("--halves", default="choosing,reporting",
                   help="which halves to score and report, in this order")
   ap.add_argument("--ks", default="", help="comma-separated k of the re-rank table")
+  ap.add_argument("--pools", type=int, default=0, help="random pools per half for --ks")
+  ap.add_argument("--pool_size", type=int, default=144)
   a = ap.parse_args()
   ks = [int(k) for k in a.ks.split(",") if k]
   if any(not 1 <= k <= a.top for k in ks):
     raise SystemExit(f"--ks: every k must be between 1 and --top={a.top}, got {a.ks!r}")
+  if a.pools and not (ks and 1 <= a.pool_size <= 500):
+    raise SystemExit("--pools needs --ks and a --pool_size between 1 and 500")
   members = zero_cost.GROUPS.get(a.proxy, (a.proxy,))
   if a.add not in members:
     raise SystemExit(f"--add: {a.add!r} is not among {a.proxy}'s values {members}")
@@ -108,6 +117,38 @@ def main():
         firsts = [" / ".join(f"{acc[ds][idx[np.argmax(recompose(w, k))]]:.2f}" for ds in DATASETS)
                   for w in (weights, plus)]
         print(f"| {k} | {firsts[0]} | {firsts[1]} |")
+  for half, idx in halves.items():
+    if a.pools:
+      pool_table(half, idx, cells, values, vk[a.add], weights, a.add, e.rule, ks, a.pools,
+                 a.pool_size, acc)
+
+
+def pool_table(half, idx, cells, values, extra, weights, add, rule, ks, pools, size, acc):
+  """Prints, per k, the mean accuracy of the cell the re-rank picks in ``pools`` random pools of
+  ``size`` of the half's positions ``idx`` (seeded by the half, so reruns agree), beside the
+  default's own pick in the same pools."""
+  rng = np.random.default_rng(int(idx[0]))
+  compose_in = lambda w, v: compose.compose(v, zero_cost.HIGHER_IS_BETTER, w, rule)
+  pairs = {k: [] for k in ks}  # (re-rank's pick, default's pick) per pool
+  for _ in range(pools):
+    pool = rng.choice(idx, size, replace=False)
+    order = pool[np.argsort(-compose_in(weights, {n: values[n][pool] for n in weights}))]
+    for k in ks:
+      top = cells[order[:k]]
+      if all(int(i) in extra for i in top):
+        v = {n: values[n][order[:k]] for n in weights}
+        v[add] = np.array([extra[int(i)] for i in top])
+        pairs[k].append((top[np.argmax(compose_in({**weights, add: 1.0}, v))], top[0]))
+  print(f"\n{half}: {pools} random pools of {size} cells; mean C10 / C100 / IN16 of the pick")
+  print("| k | pools with every top-k cell scored | re-rank | default's own pick |")
+  print("| ---: | ---: | --- | --- |")
+  for k, kept in pairs.items():
+    if not kept:
+      print(f"| {k} | 0 | - | - |")
+      continue
+    chosen = np.asarray(kept, dtype=int)
+    means = [" / ".join(f"{acc[ds][chosen[:, j]].mean():.2f}" for ds in DATASETS) for j in (0, 1)]
+    print(f"| {k} | {len(kept)} | {means[0]} | {means[1]} |")
 
 
 if __name__ == "__main__":
