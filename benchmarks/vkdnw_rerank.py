@@ -29,7 +29,7 @@ from choose_ensemble import DATASETS  # noqa: E402
 from experiments.score_space import read_proxies, score_proxies  # noqa: E402
 from monas_jax import benchmark, config as config_lib, data  # noqa: E402
 from monas_jax.proxies import zero_cost  # noqa: E402
-from monas_jax.search import compose  # noqa: E402
+from vkdnw_top import composed  # noqa: E402
 
 MEMBERS = zero_cost.GROUPS["vkdnw"]
 
@@ -81,8 +81,7 @@ def main():
       weights = {**final["weights"], "vkdnw_entropy": 1.0}
       values = {n: np.array([cell[f"value_{n}"] for cell in top]) for n in names}
       values["vkdnw_entropy"] = np.array([entropy[index[cell["arch_str"]]] for cell in top])
-      first = lambda w: index[top[int(np.argmax(compose.compose(
-          {n: values[n] for n in w}, zero_cost.HIGHER_IS_BETTER, w, final["rule"])))]["arch_str"]]
+      first = lambda w: index[top[int(np.argmax(composed(values, w, final["rule"])))]["arch_str"]]
       picks.append(first(weights))
       plain.append(first(final["weights"]))
       own.append(index[arch])

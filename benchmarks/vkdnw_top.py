@@ -45,6 +45,13 @@ from monas_jax.proxies import zero_cost  # noqa: E402
 from monas_jax.search import compose  # noqa: E402
 
 
+def composed(values, weights, rule):
+  """The composed score (compose.compose, each proxy's own direction) of the proxies named in
+  ``weights``, from ``values`` (name -> (n,) array)."""
+  return compose.compose({n: values[n] for n in weights}, zero_cost.HIGHER_IS_BETTER, weights,
+                         rule)
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--records", default=os.path.join(ROOT, "benchmarks/results/score-c10-zc"))
@@ -96,8 +103,7 @@ def main():
     v.update({n: np.array([vk[n][int(i)] for i in idx]) for n in members})
     rows = dict(v)
     plus = {**weights, a.add: 1.0}
-    recompose = lambda w, k=len(idx): compose.compose({n: v[n][:k] for n in w},
-                                                      zero_cost.HIGHER_IS_BETTER, w, e.rule)
+    recompose = lambda w, k=len(idx): composed({n: v[n][:k] for n in w}, w, e.rule)
     rows["default (recomposed)"] = recompose(weights)
     rows[f"default + {a.add}"] = recompose(plus)
     best = " / ".join(f"{acc[ds][idx].max():.2f}" for ds in DATASETS)
@@ -117,8 +123,8 @@ def main():
         firsts = [" / ".join(f"{acc[ds][idx[np.argmax(recompose(w, k))]]:.2f}" for ds in DATASETS)
                   for w in (weights, plus)]
         print(f"| {k} | {firsts[0]} | {firsts[1]} |")
-  for half, idx in halves.items():
-    if a.pools:
+  if a.pools:
+    for half, idx in halves.items():
       pool_table(half, idx, cells, values, vk[a.add], weights, a.add, e.rule, ks, a.pools,
                  a.pool_size, acc)
 
@@ -128,17 +134,16 @@ def pool_table(half, idx, cells, values, extra, weights, add, rule, ks, pools, s
   ``size`` of the half's positions ``idx`` (seeded by the half, so reruns agree), beside the
   default's own pick in the same pools."""
   rng = np.random.default_rng(int(idx[0]))
-  compose_in = lambda w, v: compose.compose(v, zero_cost.HIGHER_IS_BETTER, w, rule)
   pairs = {k: [] for k in ks}  # (re-rank's pick, default's pick) per pool
   for _ in range(pools):
     pool = rng.choice(idx, size, replace=False)
-    order = pool[np.argsort(-compose_in(weights, {n: values[n][pool] for n in weights}))]
+    order = pool[np.argsort(-composed({n: values[n][pool] for n in weights}, weights, rule))]
     for k in ks:
       top = cells[order[:k]]
       if all(int(i) in extra for i in top):
         v = {n: values[n][order[:k]] for n in weights}
         v[add] = np.array([extra[int(i)] for i in top])
-        pairs[k].append((top[np.argmax(compose_in({**weights, add: 1.0}, v))], top[0]))
+        pairs[k].append((top[np.argmax(composed(v, {**weights, add: 1.0}, rule))], top[0]))
   print(f"\n{half}: {pools} random pools of {size} cells; mean C10 / C100 / IN16 of the pick")
   print("| k | pools with every top-k cell scored | re-rank | default's own pick |")
   print("| ---: | ---: | --- | --- |")
