@@ -16,6 +16,11 @@ Reads the committed ``score_space`` records (no network is run). The cells are t
 - ``rerank``: two stages, for an indicator too costly to run on every cell a search scores: the
   default composed inside each pool keeps its top k (k in 8, 16, 32), and the default plus one
   candidate outside the default, recomposed inside those k, picks. Ranked the same way.
+- ``rules``: the default's indicators (weight 1 each) aggregated by other rules inside each
+  pool: the two of ``compose`` (log-rank, mean rank), the median and the minimum of the
+  indicators' ranks (ties by log-rank), the mean z-score of the raw values (magnitudes instead
+  of ranks), and log-rank averaged over 32 random 80 % subsamples of the pool (the pick's
+  stability under the pool). Ranked the same way.
 
 For the ten best of each and the current default it prints the reporting half's best-of-64 /
 best-of-256 test accuracy on all three datasets (pools are recomposed inside, as a search
@@ -72,7 +77,7 @@ def cell_values(path: str, cells, names, table) -> dict[str, np.ndarray]:
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--records", default=os.path.join(ROOT, "benchmarks/results/score-c10-zc"))
-  ap.add_argument("--what", default="subsets,weights", help="subsets, weights, rerank")
+  ap.add_argument("--what", default="subsets,weights", help="subsets, weights, rerank, rules")
   ap.add_argument("--pools", type=int, default=200)
   ap.add_argument("--candidates", default=",".join(CANDIDATES),
                   help="indicators the subsets are drawn from (meco_modules, vkdnw, ntk, regions: "
@@ -92,7 +97,10 @@ def main():
     return compose.compose({n: values[n][idx] for n in w}, {n: True for n in w}, w)
 
   def pools(w, half, acc):
-    if "rerank_k" in w:  # two stages: the default's top k, then w recomposed inside them
+    if "rule" in w:  # another aggregation of the same indicators
+      rule, w = w["rule"], {n: x for n, x in w.items() if n != "rule"}
+      fn = lambda p: aggregated(rule, {n: values[n][half[p]] for n in w}, p)
+    elif "rerank_k" in w:  # two stages: the default's top k, then w recomposed inside them
       k, w = w["rerank_k"], {n: x for n, x in w.items() if n != "rerank_k"}
 
       def fn(p):
@@ -104,6 +112,31 @@ def main():
       fn = lambda p: composed(w, half[p])
     return [acc[half][topk.pool_picks(len(half), s, a.pools, 0, score_fn=fn)].mean()
             for s in (64, 256)]
+
+  def aggregated(rule, vals, p):
+    if rule in compose.RULES:
+      return compose.compose(vals, {n: True for n in vals}, rule=rule)
+    log_rank = compose.compose(vals, {n: True for n in vals})
+    if rule == "bootstrap":
+      # Mean over subsamples of each cell's composed-rank fraction where it was drawn.
+      rng = np.random.default_rng(len(p))
+      total, drawn = np.zeros(len(p)), np.zeros(len(p))
+      for _ in range(32):
+        sub = rng.choice(len(p), int(0.8 * len(p)), replace=False)
+        c = compose.compose({n: v[sub] for n, v in vals.items()}, {n: True for n in vals})
+        total[sub] += compose.ranks(c, True) / len(sub)
+        drawn[sub] += 1
+      return np.where(drawn > 0, total / np.maximum(drawn, 1), -np.inf)
+    if rule == "zscore":  # a non-finite value (T's identity paths: -inf) counts as the pool's worst
+      z = 0.0
+      for v in vals.values():
+        v = np.where(np.isfinite(v), v, np.min(v[np.isfinite(v)]))
+        z = z + (v - v.mean()) / (v.std() + 1e-12)
+      return z
+    r = np.stack([compose.ranks(v, True) for v in vals.values()])
+    first = {"median_rank": np.median(r, 0), "min_rank": r.min(0)}[rule]
+    # Ties (common for a median or a minimum of ranks) go to the log-rank score.
+    return first * 1e6 + log_rank - log_rank.min()
 
   def line(w):
     rep = " ".join("%.2f/%.2f" % tuple(pools(w, report, test[ds])) for ds in DATASETS)
@@ -118,11 +151,14 @@ def main():
     elif what == "rerank":
       tried = [{**default, n: 1.0, "rerank_k": k} for n in names if n not in default
                for k in (8, 16, 32)]
+    elif what == "rules":
+      tried = [{**default, "rule": r} for r in
+               ("log_rank", "mean_rank", "median_rank", "min_rank", "zscore", "bootstrap")]
     elif what == "weights":
       keys = sorted(default)
       tried = [dict(zip(keys, ws)) for ws in itertools.product((0.5, 1.0, 2.0), repeat=len(keys))]
     else:
-      raise SystemExit(f"--what: {what!r} is not 'subsets', 'weights' or 'rerank'")
+      raise SystemExit(f"--what: {what!r} is not 'subsets', 'weights', 'rerank' or 'rules'")
     ranked = sorted(tried, key=lambda w: -np.mean(pools(w, choose, valid)))
     print(f"\n{what}: the ten best of {len(tried)} on the choosing half")
     for w in ranked[:10]:
