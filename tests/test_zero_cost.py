@@ -93,6 +93,28 @@ def test_az_nas_trainability_one_pass_equals_per_block_vjps(small):
   assert pr == pytest.approx(min(np.diff(ent)), abs=1e-5)
 
 
+def test_az_nas_inputs_must_be_noise_or_data(small):
+  with pytest.raises(ValueError, match="inputs must be 'noise' or 'data'"):
+    zc.az_nas_fn(small[0], inputs="images")
+
+
+@pytest.mark.slow
+def test_az_nas_on_data_feeds_the_sampled_batch(small):
+  """inputs='data': the feature maps are the network's on data.sample_batch's draw, not noise."""
+  b, (images, _) = small
+  key = jax.random.key(2)
+  mask = _mask(CELL)
+  e = float(jax.jit(zc.az_nas_fn(b, batch_size=8, inputs="data"))(mask, images, key)[0])
+  k_data, k_init = jax.random.split(key)
+  k_x, _ = jax.random.split(k_data)
+  p = models.initialize(k_init, b.params, "kaiming", "fan_in")
+  x = data.sample_batch(k_x, images, 8, "cifar10")
+  _, st = b.net.apply({"params": p, "batch_stats": b.stats}, x, mask, train=True,
+                      mutable=["batch_stats", "features"])
+  ent = [float(zc._entropy_of_covariance(f)) for f in st["features"]["maps"]]
+  assert e == pytest.approx(sum(ent), rel=1e-5)
+
+
 @pytest.mark.slow
 def test_naswot_kernel_counts_agreements_of_active_relus(small):
   b, (images, labels) = small

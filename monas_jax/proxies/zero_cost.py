@@ -146,23 +146,28 @@ def _pair_trainability(g_in, g_out):
   return jnp.where(same, -jnp.inf, score)
 
 
-def az_nas_fn(b: Bench, batch_size: int = 64) -> Callable:
+def az_nas_fn(b: Bench, batch_size: int = 64, inputs: str = "noise") -> Callable:
   """``fn(mask, data, key, init_key) -> (3,)``: AZ-NAS expressivity, progressivity, trainability.
 
   Follows compute_az_nas_score.py: Kaiming-normal fan-in weights, training-mode BatchNorm, a
-  batch of N(0, 1) images (the data argument is unused), feature maps = stem output and every
-  cell and reduction output (3N + 3 maps). Trainability uses one backward pass for all block
-  pairs (``probes``: each block's input is detached, so the gradient reaching block l's probe is
-  exactly that block's VJP of the +-1 cotangent at its output). NaN becomes -inf, as the
-  reference does. Units: nats (E, P); T is dimensionless (<= 0).
+  batch of N(0, 1) images (``inputs='noise'``, the reference's, and the data argument is unused;
+  ``'data'``: ``data.sample_batch``'s augmented batch of the images in ``data`` instead), feature
+  maps = stem output and every cell and reduction output (3N + 3 maps). Trainability uses one
+  backward pass for all block pairs (``probes``: each block's input is detached, so the gradient
+  reaching block l's probe is exactly that block's VJP of the +-1 cotangent at its output). NaN
+  becomes -inf, as the reference does. Units: nats (E, P); T is dimensionless (<= 0).
   """
+  if inputs not in ("noise", "data"):
+    raise ValueError(f"inputs must be 'noise' or 'data', got {inputs!r}")
 
   def fn(mask, data, key, init_key=None):
-    del data
     k_data, k_init = _keys(key, init_key)
     k_x, k_g = jax.random.split(k_data)
     p = models.initialize(k_init, b.params, "kaiming", "fan_in")
-    x = jax.random.normal(k_x, (batch_size, b.image_size, b.image_size, b.in_channels))
+    if inputs == "data":
+      x = data_lib.sample_batch(k_x, _split(data)[0], batch_size, b.dataset)
+    else:
+      x = jax.random.normal(k_x, (batch_size, b.image_size, b.image_size, b.in_channels))
     # Trainability: probes (zeros) at every block input, cotangents +-1 at every block output.
     # The probes leave the forward values as they are, so this one pass also gives E's maps.
     shapes = jax.eval_shape(
