@@ -58,6 +58,18 @@ def test_synflow_log_domain_equals_float64_direct(small):
   assert float(syn(_mask((0,) * 6), None, key)) == -np.inf
 
 
+def _az_nas_maps(b, key, mask, batch):
+  """(params, images, feature maps, cotangent key) as az_nas_fn draws them from ``key``;
+  ``batch(key) -> images``."""
+  k_data, k_init = jax.random.split(key)
+  k_x, k_g = jax.random.split(k_data)
+  p = models.initialize(k_init, b.params, "kaiming", "fan_in")
+  x = batch(k_x)
+  _, st = b.net.apply({"params": p, "batch_stats": b.stats}, x, mask, train=True,
+                      mutable=["batch_stats", "features"])
+  return p, x, st["features"]["maps"], k_g
+
+
 @pytest.mark.slow  # about 3 minutes on 2 cores: one compile per block
 def test_az_nas_trainability_one_pass_equals_per_block_vjps(small):
   b, _ = small
@@ -66,13 +78,7 @@ def test_az_nas_trainability_one_pass_equals_per_block_vjps(small):
   mask = _mask(CELL)
   e, pr, t = [float(v) for v in fn(mask, None, key)]
   # Recompute trainability with one VJP per block, as the reference does (autograd per pair).
-  k_data, k_init = jax.random.split(key)
-  k_x, k_g = jax.random.split(k_data)
-  p = models.initialize(k_init, b.params, "kaiming", "fan_in")
-  x = jax.random.normal(k_x, (8, 32, 32, 3))
-  _, st = b.net.apply({"params": p, "batch_stats": b.stats}, x, mask, train=True,
-                      mutable=["batch_stats", "features"])
-  maps = st["features"]["maps"]
+  p, x, maps, k_g = _az_nas_maps(b, key, mask, lambda k: jax.random.normal(k, (8, 32, 32, 3)))
   gks = jax.random.split(k_g, len(maps) - 1)
   scores = []
   for l in range(len(maps) - 1):
@@ -105,13 +111,8 @@ def test_az_nas_on_data_feeds_the_sampled_batch(small):
   key = jax.random.key(2)
   mask = _mask(CELL)
   e = float(jax.jit(zc.az_nas_fn(b, batch_size=8, inputs="data"))(mask, images, key)[0])
-  k_data, k_init = jax.random.split(key)
-  k_x, _ = jax.random.split(k_data)
-  p = models.initialize(k_init, b.params, "kaiming", "fan_in")
-  x = data.sample_batch(k_x, images, 8, "cifar10")
-  _, st = b.net.apply({"params": p, "batch_stats": b.stats}, x, mask, train=True,
-                      mutable=["batch_stats", "features"])
-  ent = [float(zc._entropy_of_covariance(f)) for f in st["features"]["maps"]]
+  _, _, maps, _ = _az_nas_maps(b, key, mask, lambda k: data.sample_batch(k, images, 8, "cifar10"))
+  ent = [float(zc._entropy_of_covariance(f)) for f in maps]
   assert e == pytest.approx(sum(ent), rel=1e-5)
 
 
