@@ -93,13 +93,13 @@ def main():
   test = {ds: benchmark.test_accuracy(ds)[cells] for ds in DATASETS}
   choose, report = np.arange(500), np.arange(500, 1000)
 
-  def composed(w, idx):
-    return compose.compose({n: values[n][idx] for n in w}, {n: True for n in w}, w)
+  def composed(w, idx, rule="log_rank"):
+    return compose.compose({n: values[n][idx] for n in w}, {n: True for n in w}, w, rule)
 
   def pools(w, half, acc):
     if "rule" in w:  # another aggregation of the same indicators
       rule, w = w["rule"], {n: x for n, x in w.items() if n != "rule"}
-      fn = lambda p: aggregated(rule, {n: values[n][half[p]] for n in w}, p)
+      fn = lambda p: aggregated(rule, w, half[p])
     elif "rerank_k" in w:  # two stages: the default's top k, then w recomposed inside them
       k, w = w["rerank_k"], {n: x for n, x in w.items() if n != "rerank_k"}
 
@@ -113,27 +113,28 @@ def main():
     return [acc[half][topk.pool_picks(len(half), s, a.pools, 0, score_fn=fn)].mean()
             for s in (64, 256)]
 
-  def aggregated(rule, vals, p):
+  def aggregated(rule, w, idx):
+    """The score of the cells ``idx`` by ``rule`` over the indicators of ``w``."""
     if rule in compose.RULES:
-      return compose.compose(vals, {n: True for n in vals}, rule=rule)
-    log_rank = compose.compose(vals, {n: True for n in vals})
+      return composed(w, idx, rule)
     if rule == "bootstrap":
       # Mean over subsamples of each cell's composed-rank fraction where it was drawn.
-      rng = np.random.default_rng(len(p))
-      total, drawn = np.zeros(len(p)), np.zeros(len(p))
+      rng = np.random.default_rng(len(idx))
+      total, drawn = np.zeros(len(idx)), np.zeros(len(idx))
       for _ in range(32):
-        sub = rng.choice(len(p), int(0.8 * len(p)), replace=False)
-        c = compose.compose({n: v[sub] for n, v in vals.items()}, {n: True for n in vals})
-        total[sub] += compose.ranks(c, True) / len(sub)
+        sub = rng.choice(len(idx), int(0.8 * len(idx)), replace=False)
+        total[sub] += compose.ranks(composed(w, idx[sub]), True) / len(sub)
         drawn[sub] += 1
       return np.where(drawn > 0, total / np.maximum(drawn, 1), -np.inf)
+    vals = [values[n][idx] for n in w]
     if rule == "zscore":  # a non-finite value (T's identity paths: -inf) counts as the pool's worst
       z = 0.0
-      for v in vals.values():
+      for v in vals:
         v = np.where(np.isfinite(v), v, np.min(v[np.isfinite(v)]))
         z = z + (v - v.mean()) / (v.std() + 1e-12)
       return z
-    r = np.stack([compose.ranks(v, True) for v in vals.values()])
+    log_rank = composed(w, idx)
+    r = np.stack([compose.ranks(v, True) for v in vals])
     first = {"median_rank": np.median(r, 0), "min_rank": r.min(0)}[rule]
     # Ties (common for a median or a minimum of ranks) go to the log-rank score.
     return first * 1e6 + log_rank - log_rank.min()
